@@ -1,0 +1,73 @@
+r"""Trains a VAE or Skip-VAE on binary images; resumes when the workdir holds a run.
+
+  python bin/train.py --dataset=omniglot --skip=true
+  python bin/train.py --config=configs/omniglot_pixelcnn12.py --config.model.latent_dim=16
+  python bin/train.py --dataset=mnist --skip=false --smoke --workdir=/tmp/run
+
+Raw data come from --data_dir, else $SKIP_VAE_DATA_DIR, else the TFDS download route.
+"""
+
+import os
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from skip_vae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(REPO_ROOT / "configs" / "omniglot.py"),
+    "Config file; override any field with --config.<path>=<value>.", lock_config=True)
+_DATASET = flags.DEFINE_enum("dataset", None, list(config_lib.IMAGE_DATASETS),
+                             "Dataset (overrides config.data.name).")
+_SKIP = flags.DEFINE_bool("skip", None, "Skip-VAE (true) or plain VAE (false); "
+                          "overrides config.model.skip.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default runs/<dataset>_<model>"
+                               "[_smoke] under the current directory).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder with the raw dataset files.")
+_SMOKE = flags.DEFINE_bool("smoke", False, "Shrink the config so a run takes seconds.")
+_STRATEGY = flags.DEFINE_enum("strategy", None, list(config_lib.STRATEGIES),
+                              "tf.distribute strategy (overrides config.train.strategy).")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical "
+                                    "devices (with --strategy=mirrored: multi-replica on CPU).",
+                                    lower_bound=1)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.INFO)
+  try:
+    config = config_lib.resolve(
+        _CONFIG.value, dataset=_DATASET.value, skip=_SKIP.value, data_dir=_DATA_DIR.value,
+        strategy=_STRATEGY.value, smoke=_SMOKE.value,
+        overrides=config_flags.get_override_values(flags.FLAGS["config"]))
+  except (config_lib.ConfigError, KeyError, AttributeError) as error:
+    sys.exit(f"train.py: error: {error}")
+  workdir = _WORKDIR.value or os.path.join(
+      "runs", f"{config.data.name}_{'skip_vae' if config.model.skip else 'vae'}"
+      f"{'_smoke' if _SMOKE.value else ''}")
+
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf import training  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.data import files  # pylint: disable=g-import-not-at-top
+  if _CPU_DEVICES.value > 1:
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()] * _CPU_DEVICES.value)
+  try:
+    training.train_and_evaluate(config, workdir)
+  except (config_lib.ConfigError, files.DataFileError, training.WorkdirMismatchError,
+          training.NonFiniteLossError) as error:
+    sys.exit(f"train.py: error: {error}")
+  print(f"Done: {workdir}/metrics.json; inspect with: tensorboard --logdir {workdir}")
+
+
+if __name__ == "__main__":
+  app.run(main)

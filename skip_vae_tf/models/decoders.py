@@ -1,0 +1,139 @@
+"""Generative networks: (x, z) -> p(x|z), an Independent Bernoulli over (28, 28, 1) pixels.
+
+`skip` is the only switch between a VAE decoder and a generative skip model's:
+- off: z enters the first layer only;
+- on: z also enters every later layer and the output layer.
+Autoregressive decoders condition on x (causally); the MLP decoder ignores it.
+"""
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from skip_vae_tf.models import pixelcnn
+
+tfd = tfp.distributions
+IMAGE_EVENT_NDIMS = 3
+
+
+def bernoulli_image(logits: tf.Tensor) -> tfd.Distribution:
+  """Logits (B, H, W, C) -> Bernoulli pixels with batch shape (B,), event (H, W, C)."""
+  return tfd.Independent(tfd.Bernoulli(logits=logits),
+                         reinterpreted_batch_ndims=IMAGE_EVENT_NDIMS)
+
+
+class PixelCNNDecoder(keras.layers.Layer):
+  """Gated PixelCNN conditioned on z through `latent_feature_maps` projected 28x28 maps.
+
+  Args:
+    image_shape: (H, W, 1).
+    channels: width of the gated layers.
+    kernel_sizes: one odd kernel size per gated layer.
+    latent_feature_maps: C_z, number of maps z is projected to (Dense, no spatial sharing).
+    skip: feed the maps to every gated layer and to the output 1x1 conv, not only the first.
+  """
+
+  def __init__(self, image_shape: Sequence[int], channels: int, kernel_sizes: Sequence[int],
+               latent_feature_maps: int, skip: bool, **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(image_shape)
+    self.skip = skip
+    self.latent_feature_maps = latent_feature_maps
+    height, width, _ = self.image_shape
+    self.latent_projection = keras.layers.Dense(height * width * latent_feature_maps,
+                                                name="z_projection")
+    self.gated_layers = [
+        pixelcnn.GatedPixelCNNLayer(channels, k, first=(i == 0), conditioned=(i == 0 or skip),
+                                    name=f"gated{i}")
+        for i, k in enumerate(kernel_sizes)]
+    self.output_conv = keras.layers.Conv2D(self.image_shape[-1], 1, name="output")
+
+  def latent_maps(self, z: tf.Tensor) -> tf.Tensor:
+    """z (B, D) -> (B, H, W, C_z)."""
+    height, width, _ = self.image_shape
+    return tf.reshape(self.latent_projection(z),
+                      [-1, height, width, self.latent_feature_maps])
+
+  def logits_from_maps(self, x: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+    """x (B, H, W, 1) in {0, 1}, maps (B, H, W, C_z) -> logits (B, H, W, 1)."""
+    vertical = horizontal = 2.0 * x - 1.0
+    for layer in self.gated_layers:
+      vertical, horizontal = layer(vertical, horizontal,
+                                   maps if layer.conditioned else None)
+    features = tf.nn.relu(horizontal)
+    if self.skip:
+      features = tf.concat([features, maps], axis=-1)
+    return self.output_conv(features)
+
+  def call(self, x, z):
+    return bernoulli_image(self.logits_from_maps(x, self.latent_maps(z)))
+
+  def sample(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Ancestral sampling, one pixel at a time in raster order.
+
+    Args:
+      z: (B, D) latents.
+      seed: int32 (2,) stateless seed.
+    Returns:
+      (B, H, W, 1) float32 binary images.
+    """
+    height, width, _ = self.image_shape
+    maps = self.latent_maps(z)
+    batch = tf.shape(z)[0]
+    flat_size = height * width
+    seeds = tf.random.experimental.stateless_split(seed, flat_size)
+
+    def body(i, x):
+      probs = tf.sigmoid(tf.reshape(self.logits_from_maps(x, maps), [batch, flat_size]))
+      pixel = tf.cast(tf.random.stateless_uniform([batch], seeds[i]) < probs[:, i], x.dtype)
+      update = tf.one_hot(i, flat_size, dtype=x.dtype)[None, :] * pixel[:, None]
+      return i + 1, x + tf.reshape(update, tf.shape(x))
+
+    x0 = tf.zeros([batch, height, width, self.image_shape[-1]])
+    _, images = tf.while_loop(lambda i, _: i < flat_size, body, (0, x0))
+    return images
+
+
+class MLPDecoder(keras.layers.Layer):
+  """z -> ReLU hidden layers -> pixel logits; with skip, z is projected into every layer.
+
+  Layer 0 sees z alone; with `skip` each later hidden layer adds U_l z to its
+  pre-activation and the output layer adds U_out z.
+  """
+
+  def __init__(self, image_shape: Sequence[int], hidden: Sequence[int], skip: bool, **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(image_shape)
+    self.skip = skip
+    self.hidden = [keras.layers.Dense(units, name=f"hidden{i}") for i, units in enumerate(hidden)]
+    num_pixels = 1
+    for size in self.image_shape:
+      num_pixels *= size
+    self.output_layer = keras.layers.Dense(num_pixels, name="output")
+    self.latent_skips = []
+    if skip:
+      self.latent_skips = [keras.layers.Dense(units, use_bias=False, name=f"z_to_hidden{i}")
+                           for i, units in enumerate(hidden[1:], start=1)]
+      self.latent_skips.append(keras.layers.Dense(num_pixels, use_bias=False, name="z_to_output"))
+
+  def logits(self, z: tf.Tensor) -> tf.Tensor:
+    """z (B, D) -> logits (B, H, W, C)."""
+    h = tf.nn.relu(self.hidden[0](z))
+    dense_layers = self.hidden[1:] + [self.output_layer]
+    for i, layer in enumerate(dense_layers):
+      pre = layer(h)
+      if self.skip:
+        pre += self.latent_skips[i](z)
+      h = tf.nn.relu(pre) if i < len(dense_layers) - 1 else pre
+    return tf.reshape(h, [-1, *self.image_shape])
+
+  def call(self, x, z):
+    del x  # Not autoregressive: pixels are independent given z.
+    return bernoulli_image(self.logits(z))
+
+  def sample(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """z (B, D), stateless seed (2,) -> (B, H, W, C) binary images."""
+    probs = tf.sigmoid(self.logits(z))
+    return tf.cast(tf.random.stateless_uniform(tf.shape(probs), seed) < probs, tf.float32)

@@ -1,0 +1,60 @@
+"""TensorBoard writing: scalars, per-dimension KL, images, text and hparams.
+
+Runs are laid out as WORKDIR/train and WORKDIR/validation (same tags, so curves overlay),
+with the hparams session at WORKDIR itself, so that `tensorboard --logdir PARENT` shows
+several workdirs (say a VAE and a Skip-VAE) side by side in the HParams tab.
+"""
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+# Tags of the validation metrics, reused as HParams metrics.
+VALIDATION_METRICS = ("neg_elbo", "reconstruction_nll", "kl", "mi_minibatch_he2019",
+                      "active_units_cov_ge_0.01")
+
+
+def write_scalars(writer: tf.summary.SummaryWriter, scalars: dict[str, float], step: int) -> None:
+  with writer.as_default(step=step):
+    for tag, value in scalars.items():
+      tf.summary.scalar(tag, value)
+  writer.flush()
+
+
+def write_kl_per_dim(writer: tf.summary.SummaryWriter, kl_per_dim: np.ndarray, step: int) -> None:
+  """(D,) mean KL of each latent dimension (nats): one histogram and one scalar per dim."""
+  with writer.as_default(step=step):
+    tf.summary.histogram("kl_per_dim", kl_per_dim,
+                         description="mean KL(q(z_d|x)||p(z_d)) per latent dimension, nats; "
+                                     "bucketed over dimensions")
+    for d, value in enumerate(kl_per_dim):
+      tf.summary.scalar(f"kl_per_dim/dim_{d:02d}", value)
+  writer.flush()
+
+
+def write_images(writer: tf.summary.SummaryWriter, originals: np.ndarray,
+                 reconstructions: np.ndarray, samples: np.ndarray, step: int) -> None:
+  """Originals beside their reconstructions (B, H, 2W, 1), and prior samples (K, H, W, 1)."""
+  with writer.as_default(step=step):
+    if len(originals):
+      tf.summary.image("reconstructions", np.concatenate([originals, reconstructions], axis=2),
+                       max_outputs=len(originals),
+                       description="left: validation image; right: decoded from its posterior "
+                                   "mean (autoregressive sample)")
+    if len(samples):
+      tf.summary.image("prior_samples", samples, max_outputs=len(samples),
+                       description="decoded from z ~ p(z)")
+  writer.flush()
+
+
+def write_run_info(writer: tf.summary.SummaryWriter, hparams: dict, text: dict[str, str]) -> None:
+  """The hparams session of this run, plus text entries (e.g. the data source)."""
+  with writer.as_default(step=0):
+    hp.hparams_config(
+        hparams=[hp.HParam(name) for name in hparams],
+        metrics=[hp.Metric(tag, group="validation", display_name=f"validation {tag}")
+                 for tag in VALIDATION_METRICS])
+    hp.hparams(hparams)
+    for tag, value in text.items():
+      tf.summary.text(tag, value)
+  writer.flush()

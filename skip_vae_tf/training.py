@@ -1,0 +1,373 @@
+"""The training loop: distributed steps, periodic evaluation, checkpoints, summaries.
+
+One code path for one device (the default strategy) and several (MirroredStrategy).
+Per-example losses are averaged with the global batch size; gradients are all-reduced,
+clipped by their global norm, and applied by Adam. A step whose gradient norm is not
+finite applies no update and is counted. The KL weight lives in a tf.Variable set
+before each step from the linear warm-up schedule.
+
+Workdir layout:
+  config.json            the config the run was started with (a resume must match it)
+  checkpoints/           latest checkpoints (tf.train.CheckpointManager, atomic writes)
+  best/                  the checkpoint with the best validation negative ELBO
+  train/, validation/    TensorBoard event files (hparams session at the workdir root)
+  metrics.json           final validation and test metrics
+"""
+
+import json
+import math
+import pathlib
+import time
+
+from absl import logging
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import metrics
+from skip_vae_tf import objectives
+from skip_vae_tf import summaries
+from skip_vae_tf.data import images as image_data
+from skip_vae_tf.data import pipelines
+from skip_vae_tf.models import vae as vae_lib
+
+# Config sections that define what a checkpoint holds; a resume must not change them.
+_CHECKPOINT_DEFINING = ("model", "data")
+_SAMPLE_SEED_OFFSET = 7919
+
+
+class WorkdirMismatchError(RuntimeError):
+  """The workdir holds a run whose model or data config differs from the requested one."""
+
+
+class NonFiniteLossError(RuntimeError):
+  """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+  """'default': one device; 'mirrored': all GPUs, else all logical CPUs; 'auto': mirrored
+  when there are several GPUs, else default."""
+  gpus = tf.config.list_logical_devices("GPU")
+  if name == "default" or (name == "auto" and len(gpus) < 2):
+    return tf.distribute.get_strategy()
+  devices = gpus or tf.config.list_logical_devices("CPU")
+  return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+
+
+def _cap(array: np.ndarray | None, limit: int) -> np.ndarray | None:
+  return array if array is None or not limit else array[:limit]
+
+
+def load_data(config: ml_collections.ConfigDict) -> image_data.ImageDataset:
+  """The configured dataset, with split sizes capped by data.max_*_examples."""
+  data = image_data.load_image_dataset(config.data.name, config.data.data_dir,
+                                       config.data.cache_dir, config.seed,
+                                       config.data.validation_size)
+  data.train = _cap(data.train, config.data.max_train_examples)
+  data.validation = _cap(data.validation, config.data.max_eval_examples)
+  data.test = _cap(data.test, config.data.max_eval_examples)
+  return data
+
+
+def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+  """Writes config.json on the first run; on a resume, refuses a changed model or data."""
+  path = workdir / "config.json"
+  current = json.loads(config.to_json_best_effort())
+  if path.exists():
+    saved = json.loads(path.read_text())
+    for section in _CHECKPOINT_DEFINING:
+      for key in sorted(set(saved.get(section, {})) | set(current[section])):
+        if key in ("data_dir", "cache_dir"):
+          continue
+        old, new = saved.get(section, {}).get(key), current[section].get(key)
+        if old != new:
+          raise WorkdirMismatchError(
+              f"workdir {workdir} holds a run with {section}.{key}={old!r}, but this run asks "
+              f"for {new!r}; use another --workdir or the same config")
+  else:
+    tmp = path.with_name("config.json.tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def _format_duration(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+class Trainer:
+  """Holds the model, optimizer, strategy and state of one training run in `workdir`."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    config_lib.validate(config)
+    self.config = config
+    self.workdir = pathlib.Path(workdir)
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    _check_workdir_config(self.workdir, config)
+    keras.utils.set_random_seed(config.seed)
+
+    self.data = load_data(config)
+    self.strategy = make_strategy(config.train.strategy)
+    self.global_batch_size = config.train.batch_size
+    if self.global_batch_size % self.strategy.num_replicas_in_sync:
+      raise config_lib.ConfigError(
+          f"train.batch_size={self.global_batch_size} is not divisible by the "
+          f"{self.strategy.num_replicas_in_sync} replicas")
+    self.train_input = pipelines.TrainingBatches(
+        self.data.train, config.train.batch_size, config.seed, self.data.dynamic_binarization)
+    self.steps_per_epoch = self.train_input.steps_per_epoch
+    total = config.train.epochs * self.steps_per_epoch
+    self.total_steps = min(total, config.train.max_steps) if config.train.max_steps else total
+
+    with self.strategy.scope():
+      self.model = vae_lib.build_vae(config.model)
+      self.optimizer = keras.optimizers.Adam(config.train.learning_rate)
+      self.optimizer.build(self.model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      self.kl_weight = tf.Variable(1.0, trainable=False, name="kl_weight")
+      self.best_validation = tf.Variable(math.inf, trainable=False, name="best_validation")
+    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                          step=self.step, kl_weight=self.kl_weight,
+                                          best_validation=self.best_validation)
+    self.latest_manager = tf.train.CheckpointManager(
+        self.checkpoint, str(self.workdir / "checkpoints"), config.train.checkpoints_to_keep)
+    self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / "best"), 1)
+    self.train_writer = tf.summary.create_file_writer(str(self.workdir / "train"))
+    self.validation_writer = tf.summary.create_file_writer(str(self.workdir / "validation"))
+    self._train_step = self._make_train_step()
+    self._eval_step = self._make_eval_step()
+
+  # ---- distributed steps -------------------------------------------------------------
+
+  def _make_train_step(self):
+    model, optimizer, strategy = self.model, self.optimizer, self.strategy
+    clip_norm = self.config.train.grad_clip_norm
+    global_batch = self.global_batch_size
+
+    def replica_step(x):
+      with tf.GradientTape() as tape:
+        terms = model(x, training=True)
+        loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, self.kl_weight),
+                                          global_batch_size=global_batch)
+      variables = model.trainable_variables
+      context = tf.distribute.get_replica_context()
+      grads = context.all_reduce(tf.distribute.ReduceOp.SUM, tape.gradient(loss, variables))
+      grad_norm = tf.linalg.global_norm(grads)
+      finite = tf.math.is_finite(grad_norm)
+      clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
+      # The optimizer sums gradients over replicas again: hand each replica its share.
+      share = [g / strategy.num_replicas_in_sync for g in clipped]
+
+      def apply_update():
+        optimizer.apply_gradients(zip(share, variables))
+        return tf.constant(True)
+
+      tf.cond(finite, apply_update, lambda: tf.constant(False))
+      sums = {name: tf.reduce_sum(terms[name])
+              for name in ("negative_elbo", "reconstruction_nll", "kl")}
+      return sums, grad_norm, finite
+
+    @tf.function(jit_compile=self.config.train.jit_compile or None)
+    def train_step(x):
+      sums, grad_norm, finite = strategy.run(replica_step, args=(x,))
+      reduced = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                 / global_batch for name, value in sums.items()}
+      reduced["grad_norm"] = strategy.reduce(tf.distribute.ReduceOp.MEAN, grad_norm, axis=None)
+      reduced["finite"] = strategy.experimental_local_results(finite)[0]
+      return reduced
+
+    return train_step
+
+  def _make_eval_step(self):
+    model, strategy = self.model, self.strategy
+    keys = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
+            "posterior_log_variance", "z")
+
+    @tf.function
+    def eval_step(x):
+      outputs = strategy.run(lambda batch: {k: model(batch)[k] for k in keys}, args=(x,))
+      return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
+
+    return eval_step
+
+  # ---- evaluation --------------------------------------------------------------------
+
+  def evaluate(self, images: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    """Dataset-level metrics of `images` (N, 28, 28, 1) in {0, 1}.
+
+    Returns (scalars, kl_per_dim): negative ELBO, reconstruction NLL and KL in nats per
+    example averaged over all N examples (the last partial batch counts exactly), the
+    He et al. (2019) minibatch MI estimate averaged over chunks of eval_batch_size, active
+    units (Cov >= 0.01) over the whole set, and the (D,) mean KL of each latent dimension.
+    """
+    batch_size = self.config.train.eval_batch_size
+    dataset = self.strategy.experimental_distribute_dataset(
+        pipelines.evaluation_batches(images, batch_size))
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in dataset:
+      for key, value in self._eval_step(batch).items():
+        parts.setdefault(key, []).append(value.numpy())
+    outputs = {key: np.concatenate(value) for key, value in parts.items()}
+    if len(outputs["negative_elbo"]) != len(images):
+      raise AssertionError(f"evaluated {len(outputs['negative_elbo'])} of {len(images)} examples")
+    scalars = {name: float(np.mean(outputs[name], dtype=np.float64))
+               for name in ("negative_elbo", "reconstruction_nll", "kl")}
+    scalars["neg_elbo"] = scalars.pop("negative_elbo")
+    scalars["mi_minibatch_he2019"] = metrics.mean_minibatch_mutual_information(
+        tf.constant(outputs["posterior_mean"]), tf.constant(outputs["posterior_log_variance"]),
+        tf.constant(outputs["z"]), batch_size)
+    scalars["active_units_cov_ge_0.01"] = metrics.active_units(outputs["posterior_mean"], 0.01)
+    return scalars, outputs["kl_per_dim"].mean(axis=0, dtype=np.float64)
+
+  def _log_images(self, step: int) -> None:
+    count = self.config.train.num_image_samples
+    if not count:
+      return
+    originals = self.data.validation[:count]
+    seed = tf.constant([self.config.seed, _SAMPLE_SEED_OFFSET], tf.int32)
+    reconstructions, samples = self.model.reconstruct_and_sample(originals, count, seed)
+    summaries.write_images(self.validation_writer, originals, reconstructions.numpy(),
+                           samples.numpy(), step)
+
+  def _validate(self, step: int) -> dict[str, float]:
+    start = time.time()
+    scalars, kl_per_dim = self.evaluate(self.data.validation)
+    summaries.write_scalars(self.validation_writer, scalars, step)
+    summaries.write_kl_per_dim(self.validation_writer, kl_per_dim, step)
+    self._log_images(step)
+    logging.info("validation at step %d: %s (%.1fs)", step,
+                 ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
+    if scalars["neg_elbo"] < float(self.best_validation):
+      self.best_validation.assign(scalars["neg_elbo"])
+      self.best_manager.save(checkpoint_number=step)
+      logging.info("new best validation neg_elbo %.4f: saved %s", scalars["neg_elbo"],
+                   self.best_manager.latest_checkpoint)
+    return scalars
+
+  # ---- the loop ----------------------------------------------------------------------
+
+  def _restore(self) -> int:
+    latest = self.latest_manager.latest_checkpoint
+    if latest is None:
+      logging.info("Starting a new run in %s", self.workdir)
+      return 0
+    self.checkpoint.restore(latest).assert_existing_objects_matched()
+    step = int(self.step)
+    logging.info("Resumed from step %d (epoch %d, checkpoint %s)", step,
+                 step // self.steps_per_epoch, latest)
+    return step
+
+  def _write_run_info(self) -> None:
+    model, train = self.config.model, self.config.train
+    hparams = {"dataset": self.config.data.name, "skip": bool(model.skip),
+               "latent_dim": model.latent_dim, "encoder": model.encoder,
+               "decoder": model.decoder, "decoder_layers": len(model.decoder_kernel_sizes),
+               "decoder_channels": model.decoder_channels,
+               "latent_feature_maps": model.latent_feature_maps,
+               "batch_size": train.batch_size, "learning_rate": train.learning_rate,
+               "kl_warmup_epochs": float(train.kl_warmup_epochs), "seed": self.config.seed}
+    summaries.write_run_info(tf.summary.create_file_writer(str(self.workdir)), hparams,
+                             {"data_source": self.data.source,
+                              "config": "```\n" + self.config.to_json_best_effort(indent=2)
+                                        + "\n```"})
+
+  def train(self) -> dict:
+    """Trains to `total_steps` (resuming if the workdir holds a checkpoint); returns metrics."""
+    step = self._restore()
+    if step == 0:
+      self._write_run_info()
+    logging.info("Data: %s", self.data.source)
+    logging.info("%s: %d parameters; %d steps of batch %d (%d per epoch) on %d replica(s)",
+                 self.model.name, self.model.count_params(), self.total_steps,
+                 self.global_batch_size, self.steps_per_epoch,
+                 self.strategy.num_replicas_in_sync)
+    config = self.config.train
+    window_start, window_steps, run_start = time.time(), 0, time.time()
+    consecutive_nonfinite = 0
+    while step < self.total_steps:
+      epoch, offset = divmod(step, self.steps_per_epoch)
+      dataset = self.strategy.experimental_distribute_dataset(
+          self.train_input.epoch(epoch, skip_batches=offset))
+      for batch in dataset:
+        self.kl_weight.assign(objectives.linear_kl_weight(
+            step, self.steps_per_epoch, config.kl_warmup_epochs, config.kl_start_weight))
+        result = self._train_step(batch)
+        step += 1
+        self.step.assign(step)
+        window_steps += 1
+        if bool(result["finite"]):
+          consecutive_nonfinite = 0
+        else:
+          consecutive_nonfinite += 1
+          logging.warning("step %d: non-finite gradient norm, update skipped", step)
+          if consecutive_nonfinite >= config.max_consecutive_nonfinite:
+            raise NonFiniteLossError(
+                f"{consecutive_nonfinite} consecutive steps had a non-finite loss or gradient "
+                f"(last at step {step}); the last good checkpoint is "
+                f"{self.latest_manager.latest_checkpoint}")
+        if step % config.log_every_steps == 0 or step == self.total_steps:
+          elapsed = time.time() - window_start
+          rate = window_steps * self.global_batch_size / max(elapsed, 1e-9)
+          scalars = {k: float(v) for k, v in result.items() if k != "finite"}
+          scalars.update(neg_elbo=scalars.pop("negative_elbo"),
+                         kl_weight=float(self.kl_weight), examples_per_sec=rate)
+          summaries.write_scalars(self.train_writer, scalars, step)
+          eta = (self.total_steps - step) * self.global_batch_size / max(rate, 1e-9)
+          logging.info("step %d/%d epoch %d | neg_elbo %.3f recon %.3f kl %.3f grad_norm %.3g "
+                       "| %.1f examples/s | ETA %s", step, self.total_steps, epoch + 1,
+                       scalars["neg_elbo"], scalars["reconstruction_nll"], scalars["kl"],
+                       scalars["grad_norm"], rate, _format_duration(eta))
+          window_start, window_steps = time.time(), 0
+        if step % config.checkpoint_every_steps == 0:
+          self.latest_manager.save(checkpoint_number=step)
+        end_of_epoch = step % self.steps_per_epoch == 0
+        if (end_of_epoch and (step // self.steps_per_epoch) % config.eval_every_epochs == 0
+            or step == self.total_steps):
+          self._validate(step)
+          self.latest_manager.save(checkpoint_number=step)
+          window_start, window_steps = time.time(), 0
+        if step >= self.total_steps:
+          break
+    return self._final_metrics(step, time.time() - run_start)
+
+  def _final_metrics(self, step: int, train_seconds: float) -> dict:
+    """Validation and test metrics of the best checkpoint, written to metrics.json."""
+    if self.latest_manager.latest_checkpoint is None or int(self.step) != step:
+      self.latest_manager.save(checkpoint_number=step)
+    if self.best_manager.latest_checkpoint is None:
+      self._validate(step)
+    best = self.best_manager.latest_checkpoint
+    self.checkpoint.restore(best).assert_existing_objects_matched()
+    validation, validation_kl = self.evaluate(self.data.validation)
+    test, test_kl = self.evaluate(self.data.test)
+    result = {
+        "dataset": self.config.data.name,
+        "data_source": self.data.source,
+        "seed": self.config.seed,
+        "skip": bool(self.config.model.skip),
+        "steps": step,
+        "best_checkpoint": best,
+        "train_seconds_this_invocation": round(train_seconds, 1),
+        "validation": validation,
+        "validation_kl_per_dim": validation_kl.tolist(),
+        "test": test,
+        "test_kl_per_dim": test_kl.tolist(),
+        "units": "nats per example; MI is the He et al. (2019) minibatch estimate over "
+                 f"chunks of {self.config.train.eval_batch_size}; active units use "
+                 "Cov_x(E_q[z|x]) >= 0.01 over the whole split",
+    }
+    path = self.workdir / "metrics.json"
+    tmp = path.with_name("metrics.json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+    self.checkpoint.restore(self.latest_manager.latest_checkpoint)
+    logging.info("test at best checkpoint: %s; wrote %s",
+                 ", ".join(f"{k} {v:.4g}" for k, v in test.items()), path)
+    return result
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (or resumes) the run in `workdir` and returns the final metrics."""
+  return Trainer(config, workdir).train()
