@@ -5,7 +5,8 @@
     I = mean_i log q(z_i|x_i) - mean_i log q_agg(z_i),
     q_agg(z) = (1/N) sum_j q(z|x_j),
   where E[log q(z|x)] uses the closed form -D/2 log(2 pi e) - 1/2 sum log var.
-  It is bounded above by log N. `mean_minibatch_mutual_information` averages it over
+  The sampled version of the first term would bound I by log N; with the closed form
+  the bound holds up to Monte Carlo error. `mean_minibatch_mutual_information` averages it over
   consecutive chunks of a set (the last chunk may be smaller), in nats.
 - `active_units`: dimensions d with Cov_x(E_q[z_d|x]) >= threshold over the whole set.
 """

@@ -16,6 +16,7 @@ Workdir layout:
 
 import json
 import math
+import os
 import pathlib
 import time
 
@@ -92,6 +93,11 @@ def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDi
     tmp.replace(path)
 
 
+def _drop_tensorflow_info(record) -> bool:
+  """Logging filter: TF logs INFO lines per checkpoint save and per collective; drop those."""
+  return record.levelno > 20 or f"{os.sep}tensorflow{os.sep}" not in record.pathname
+
+
 def _format_duration(seconds: float) -> str:
   seconds = int(seconds)
   return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
@@ -107,6 +113,7 @@ class Trainer:
     self.workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(self.workdir, config)
     keras.utils.set_random_seed(config.seed)
+    logging.get_absl_logger().addFilter(_drop_tensorflow_info)
 
     self.data = load_data(config)
     self.strategy = make_strategy(config.train.strategy)
@@ -136,49 +143,57 @@ class Trainer:
     self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / "best"), 1)
     self.train_writer = tf.summary.create_file_writer(str(self.workdir / "train"))
     self.validation_writer = tf.summary.create_file_writer(str(self.workdir / "validation"))
-    self._train_step = self._make_train_step()
+    self._gradient_step, self._apply_step = self._make_train_step()
     self._eval_step = self._make_eval_step()
+    self._reconstruct_and_sample = tf.function(self.model.reconstruct_and_sample)
 
   # ---- distributed steps -------------------------------------------------------------
 
   def _make_train_step(self):
+    """Returns (gradient_step, apply_step), two tf.functions.
+
+    gradient_step(x) -> (stats, grads): mean loss terms over the global batch (nats per
+    example), the global gradient norm before clipping, whether it is finite, and each
+    replica's share of the all-reduced, clipped gradient. apply_step(grads) applies Adam.
+    They are separate so that a non-finite step skips the optimizer entirely (its moments
+    and iteration count included): a synchronising optimizer update cannot sit inside a
+    tf.cond under MirroredStrategy.
+    """
     model, optimizer, strategy = self.model, self.optimizer, self.strategy
     clip_norm = self.config.train.grad_clip_norm
     global_batch = self.global_batch_size
 
-    def replica_step(x):
+    def replica_gradients(x):
       with tf.GradientTape() as tape:
         terms = model(x, training=True)
         loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, self.kl_weight),
                                           global_batch_size=global_batch)
-      variables = model.trainable_variables
       context = tf.distribute.get_replica_context()
-      grads = context.all_reduce(tf.distribute.ReduceOp.SUM, tape.gradient(loss, variables))
+      grads = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                 tape.gradient(loss, model.trainable_variables))
       grad_norm = tf.linalg.global_norm(grads)
-      finite = tf.math.is_finite(grad_norm)
       clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
       # The optimizer sums gradients over replicas again: hand each replica its share.
       share = [g / strategy.num_replicas_in_sync for g in clipped]
-
-      def apply_update():
-        optimizer.apply_gradients(zip(share, variables))
-        return tf.constant(True)
-
-      tf.cond(finite, apply_update, lambda: tf.constant(False))
       sums = {name: tf.reduce_sum(terms[name])
               for name in ("negative_elbo", "reconstruction_nll", "kl")}
-      return sums, grad_norm, finite
+      return sums, grad_norm, share
 
     @tf.function(jit_compile=self.config.train.jit_compile or None)
-    def train_step(x):
-      sums, grad_norm, finite = strategy.run(replica_step, args=(x,))
-      reduced = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                 / global_batch for name, value in sums.items()}
-      reduced["grad_norm"] = strategy.reduce(tf.distribute.ReduceOp.MEAN, grad_norm, axis=None)
-      reduced["finite"] = strategy.experimental_local_results(finite)[0]
-      return reduced
+    def gradient_step(x):
+      sums, grad_norm, share = strategy.run(replica_gradients, args=(x,))
+      stats = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+               / global_batch for name, value in sums.items()}
+      stats["grad_norm"] = strategy.reduce(tf.distribute.ReduceOp.MEAN, grad_norm, axis=None)
+      stats["finite"] = tf.math.is_finite(stats["grad_norm"])
+      return stats, share
 
-    return train_step
+    @tf.function
+    def apply_step(share):
+      strategy.run(lambda g: optimizer.apply_gradients(zip(g, model.trainable_variables)),
+                   args=(share,))
+
+    return gradient_step, apply_step
 
   def _make_eval_step(self):
     model, strategy = self.model, self.strategy
@@ -227,7 +242,7 @@ class Trainer:
       return
     originals = self.data.validation[:count]
     seed = tf.constant([self.config.seed, _SAMPLE_SEED_OFFSET], tf.int32)
-    reconstructions, samples = self.model.reconstruct_and_sample(originals, count, seed)
+    reconstructions, samples = self._reconstruct_and_sample(originals, count, seed)
     summaries.write_images(self.validation_writer, originals, reconstructions.numpy(),
                            samples.numpy(), step)
 
@@ -239,7 +254,7 @@ class Trainer:
     self._log_images(step)
     logging.info("validation at step %d: %s (%.1fs)", step,
                  ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
-    if scalars["neg_elbo"] < float(self.best_validation):
+    if scalars["neg_elbo"] < float(self.best_validation.numpy()):
       self.best_validation.assign(scalars["neg_elbo"])
       self.best_manager.save(checkpoint_number=step)
       logging.info("new best validation neg_elbo %.4f: saved %s", scalars["neg_elbo"],
@@ -254,7 +269,7 @@ class Trainer:
       logging.info("Starting a new run in %s", self.workdir)
       return 0
     self.checkpoint.restore(latest).assert_existing_objects_matched()
-    step = int(self.step)
+    step = int(self.step.numpy())
     logging.info("Resumed from step %d (epoch %d, checkpoint %s)", step,
                  step // self.steps_per_epoch, latest)
     return step
@@ -293,11 +308,12 @@ class Trainer:
       for batch in dataset:
         self.kl_weight.assign(objectives.linear_kl_weight(
             step, self.steps_per_epoch, config.kl_warmup_epochs, config.kl_start_weight))
-        result = self._train_step(batch)
+        result, grads = self._gradient_step(batch)
         step += 1
         self.step.assign(step)
         window_steps += 1
         if bool(result["finite"]):
+          self._apply_step(grads)
           consecutive_nonfinite = 0
         else:
           consecutive_nonfinite += 1
@@ -312,7 +328,7 @@ class Trainer:
           rate = window_steps * self.global_batch_size / max(elapsed, 1e-9)
           scalars = {k: float(v) for k, v in result.items() if k != "finite"}
           scalars.update(neg_elbo=scalars.pop("negative_elbo"),
-                         kl_weight=float(self.kl_weight), examples_per_sec=rate)
+                         kl_weight=float(self.kl_weight.numpy()), examples_per_sec=rate)
           summaries.write_scalars(self.train_writer, scalars, step)
           eta = (self.total_steps - step) * self.global_batch_size / max(rate, 1e-9)
           logging.info("step %d/%d epoch %d | neg_elbo %.3f recon %.3f kl %.3f grad_norm %.3g "
@@ -334,7 +350,7 @@ class Trainer:
 
   def _final_metrics(self, step: int, train_seconds: float) -> dict:
     """Validation and test metrics of the best checkpoint, written to metrics.json."""
-    if self.latest_manager.latest_checkpoint is None or int(self.step) != step:
+    if self.latest_manager.latest_checkpoint is None or int(self.step.numpy()) != step:
       self.latest_manager.save(checkpoint_number=step)
     if self.best_manager.latest_checkpoint is None:
       self._validate(step)

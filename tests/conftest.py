@@ -1,0 +1,27 @@
+"""Shared fixtures: the real data folder and a session-wide cache for prepared arrays.
+
+The raw data come from $SKIP_VAE_DATA_DIR, else ../shared/data beside the repository.
+"""
+
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> pathlib.Path:
+  path = pathlib.Path(os.environ.get("SKIP_VAE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+  if not (path / "SOURCES.md").is_file():
+    raise FileNotFoundError(f"no dataset folder at {path}: set SKIP_VAE_DATA_DIR to the folder "
+                            "holding mnist/, binarized_mnist/ and omniglot/")
+  return path
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> pathlib.Path:
+  """$SKIP_VAE_CACHE_DIR when set (CI reuses it across processes), else a fresh folder."""
+  chosen = os.environ.get("SKIP_VAE_CACHE_DIR")
+  return pathlib.Path(chosen) if chosen else tmp_path_factory.mktemp("cache")

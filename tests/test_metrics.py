@@ -1,0 +1,76 @@
+"""Latent-usage estimators against brute-force numpy computations."""
+
+import math
+
+import numpy as np
+from scipy import special
+import tensorflow as tf
+
+from skip_vae_tf import metrics
+
+
+def _numpy_minibatch_mi(mean, log_var, z):
+  """I = mean_i log q(z_i|x_i) - mean_i log (1/N sum_j q(z_i|x_j)), every density by loops."""
+  n, d = mean.shape
+  def log_q(zi, j):
+    return sum(-0.5 * (math.log(2 * math.pi) + log_var[j, k]
+                       + (zi[k] - mean[j, k]) ** 2 / math.exp(log_var[j, k])) for k in range(d))
+  # E_q[log q(z|x)] in closed form, as the estimator uses it.
+  neg_entropy = np.mean([-0.5 * d * math.log(2 * math.pi * math.e) - 0.5 * log_var[i].sum()
+                         for i in range(n)])
+  log_agg = [special.logsumexp([log_q(z[i], j) for j in range(n)]) - math.log(n)
+             for i in range(n)]
+  return neg_entropy - np.mean(log_agg)
+
+
+def test_minibatch_mi_matches_brute_force():
+  rng = np.random.default_rng(0)
+  mean = rng.normal(size=(7, 3))
+  log_var = rng.normal(scale=0.5, size=(7, 3)) - 1.0
+  z = mean + np.exp(0.5 * log_var) * rng.normal(size=(7, 3))
+  estimate = metrics.minibatch_mutual_information(*(tf.constant(a) for a in (mean, log_var, z)))
+  np.testing.assert_allclose(float(estimate), _numpy_minibatch_mi(mean, log_var, z), rtol=1e-9)
+
+
+def test_minibatch_mi_is_near_zero_when_the_encoder_ignores_x():
+  rng = np.random.default_rng(1)
+  n = 500
+  mean = np.zeros((n, 4)) + 0.3
+  log_var = np.zeros((n, 4)) - 0.5
+  z = mean + np.exp(0.5 * log_var) * rng.normal(size=(n, 4))
+  estimate = float(metrics.minibatch_mutual_information(mean, log_var, z))
+  # Here log q_agg(z_i) = log q(z_i|x_i): the estimate is E[log q] minus its MC average.
+  assert abs(estimate) < 0.2
+
+
+def test_minibatch_mi_approaches_log_n_for_well_separated_posteriors():
+  """Then q_agg(z_i) = q(z_i|x_i) / N, so I = log N up to the MC error of E[log q(z|x)]."""
+  rng = np.random.default_rng(2)
+  n, d = 256, 2
+  mean = rng.normal(scale=100.0, size=(n, d))
+  log_var = np.full((n, d), -4.0)
+  z = mean + np.exp(0.5 * log_var) * rng.normal(size=(n, d))
+  estimate = float(metrics.minibatch_mutual_information(mean, log_var, z))
+  # log q(z_i|x_i) - E[log q] = -(chi2_d - d)/2, whose mean over n has std sqrt(d / (2 n)).
+  assert abs(estimate - math.log(n)) < 4 * math.sqrt(d / (2 * n))
+
+
+def test_mean_minibatch_mi_averages_chunks_including_a_partial_one():
+  rng = np.random.default_rng(3)
+  mean, log_var = rng.normal(size=(10, 2)), rng.normal(size=(10, 2)) - 1
+  z = mean + rng.normal(size=(10, 2))
+  chunks = [_numpy_minibatch_mi(mean[i:i + 4], log_var[i:i + 4], z[i:i + 4]) for i in (0, 4, 8)]
+  estimate = metrics.mean_minibatch_mutual_information(tf.constant(mean), tf.constant(log_var),
+                                                       tf.constant(z), batch_size=4)
+  np.testing.assert_allclose(estimate, np.mean(chunks), rtol=1e-9)
+
+
+def test_active_units_match_numpy_variance():
+  rng = np.random.default_rng(4)
+  scales = np.array([1.0, 0.2, 0.05, 0.0, 0.11])
+  mean = rng.normal(size=(1000, 5)) * scales
+  expected = int(np.sum(np.var(mean, axis=0) >= 0.01))
+  assert metrics.active_units(tf.constant(mean, tf.float32), 0.01) == expected
+  np.testing.assert_allclose(metrics.posterior_mean_variance(tf.constant(mean)),
+                             np.var(mean, axis=0), rtol=1e-10)
+  assert expected == 3
