@@ -200,12 +200,27 @@ class Trainer:
     keys = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
             "posterior_log_variance", "z")
 
+    def replica_outputs(batch):
+      terms = model(batch, training=False)
+      return {k: terms[k] for k in keys}
+
     @tf.function
     def eval_step(x):
-      outputs = strategy.run(lambda batch: {k: model(batch)[k] for k in keys}, args=(x,))
+      outputs = strategy.run(replica_outputs, args=(x,))
       return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
 
     return eval_step
+
+  def train_step(self, batch) -> dict[str, tf.Tensor]:
+    """One step on a distributed global batch; the update is skipped if not finite.
+
+    Returns the mean negative ELBO, reconstruction NLL and KL over the batch (nats per
+    example), the gradient norm before clipping, and `finite`.
+    """
+    stats, grads = self._gradient_step(batch)
+    if bool(stats["finite"]):
+      self._apply_step(grads)
+    return stats
 
   # ---- evaluation --------------------------------------------------------------------
 
@@ -308,12 +323,11 @@ class Trainer:
       for batch in dataset:
         self.kl_weight.assign(objectives.linear_kl_weight(
             step, self.steps_per_epoch, config.kl_warmup_epochs, config.kl_start_weight))
-        result, grads = self._gradient_step(batch)
+        result = self.train_step(batch)
         step += 1
         self.step.assign(step)
         window_steps += 1
         if bool(result["finite"]):
-          self._apply_step(grads)
           consecutive_nonfinite = 0
         else:
           consecutive_nonfinite += 1

@@ -1,0 +1,42 @@
+"""Config defaults, the smoke shrink, overrides and one-line errors for impossible values."""
+
+import pytest
+
+from skip_vae_tf import config as config_lib
+
+
+def test_image_defaults_match_the_official_code():
+  config = config_lib.image_config()
+  assert config.model.latent_dim == 20
+  assert tuple(config.model.decoder_kernel_sizes) == (3,) * 8
+  assert config.model.decoder_channels == 32 and config.model.latent_feature_maps == 1
+  assert config.train.batch_size == 50 and config.train.learning_rate == 1e-3
+  assert config.train.grad_clip_norm == 5.0 and config.train.epochs == 100
+  assert config.train.kl_warmup_epochs == 0
+  config_lib.validate(config)
+
+
+def test_resolve_applies_flags_then_smoke_then_explicit_overrides():
+  config = config_lib.resolve(config_lib.image_config(), dataset="mnist", skip=False,
+                              data_dir="/data", smoke=True,
+                              overrides={"model.latent_dim": 7, "train.epochs": 1})
+  assert config.data.name == "mnist" and not config.model.skip
+  assert config.data.data_dir == "/data"
+  assert config.model.latent_dim == 7 and config.train.epochs == 1
+  assert config.data.max_train_examples == 256  # From the smoke shrink.
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("model.latent_dim", -1, "model.latent_dim must be positive"),
+    ("train.batch_size", 0, "train.batch_size must be positive"),
+    ("data.name", "cifar", "unknown dataset 'cifar'"),
+    ("model.decoder_kernel_sizes", (3, 4), "odd"),
+    ("train.kl_start_weight", 2.0, "kl_start_weight"),
+    ("train.strategy", "tpu", "unknown train.strategy"),
+])
+def test_impossible_values_raise_config_error(path, value, message):
+  config = config_lib.image_config()
+  section, key = path.split(".")
+  config[section][key] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config)

@@ -1,0 +1,104 @@
+"""bin/train.py end to end on real Omniglot: outputs, TensorBoard tags, resume, MirroredStrategy,
+and one-line errors for bad flags and data."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from conftest import REPO_ROOT
+
+TRAIN = str(REPO_ROOT / "bin" / "train.py")
+
+
+def _run(args, data_dir, cache_dir, timeout=300):
+  env = dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
+             TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, TRAIN, *args], env=env, capture_output=True, text=True,
+                        timeout=timeout, check=False)
+
+
+def _tags(run_dir: pathlib.Path) -> set[str]:
+  accumulator = event_accumulator.EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+  accumulator.Reload()
+  tags = accumulator.Tags()
+  return set(tags["tensors"]) | set(tags["images"]) | set(tags["histograms"])
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_dir, cache_dir):
+  workdir = tmp_path_factory.mktemp("run") / "omniglot"
+  first = _run(["--smoke", "--dataset=omniglot", "--skip=true", f"--workdir={workdir}"],
+               data_dir, cache_dir)
+  assert first.returncode == 0, first.stderr[-3000:]
+  return workdir, first
+
+
+def test_smoke_run_writes_checkpoints_events_and_metrics(smoke_run):
+  workdir, result = smoke_run
+  assert "Starting a new run" in result.stderr
+  assert "examples/s" in result.stderr and "ETA" in result.stderr
+  assert list((workdir / "checkpoints").glob("ckpt-16.index"))
+  assert list((workdir / "best").glob("ckpt-*.index"))
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  assert metrics["steps"] == 16 and metrics["skip"] is True
+  assert "npz" in metrics["data_source"]
+  for split in ("validation", "test"):
+    assert {"neg_elbo", "kl", "mi_minibatch_he2019", "active_units_cov_ge_0.01"} <= set(
+        metrics[split])
+    assert metrics[split]["neg_elbo"] == pytest.approx(
+        metrics[split]["reconstruction_nll"] + metrics[split]["kl"], rel=1e-5)
+  train_tags, validation_tags = _tags(workdir / "train"), _tags(workdir / "validation")
+  assert {"neg_elbo", "reconstruction_nll", "kl", "kl_weight", "grad_norm",
+          "examples_per_sec"} <= train_tags
+  assert {"neg_elbo", "kl", "mi_minibatch_he2019", "active_units_cov_ge_0.01", "kl_per_dim",
+          "kl_per_dim/dim_00", "reconstructions", "prior_samples"} <= validation_tags
+  assert {"_hparams_/experiment", "_hparams_/session_start_info", "data_source"} <= _tags(workdir)
+
+
+def test_second_invocation_resumes_and_continues_the_step_count(smoke_run, data_dir, cache_dir):
+  workdir, _ = smoke_run
+  result = _run(["--smoke", "--dataset=omniglot", "--skip=true", f"--workdir={workdir}",
+                 "--config.train.epochs=3"], data_dir, cache_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Resumed from step 16" in result.stderr
+  assert "step 20/24" in result.stderr and "step 4/" not in result.stderr
+  assert json.loads((workdir / "metrics.json").read_text())["steps"] == 24
+
+
+def test_resume_refuses_a_different_model(smoke_run, data_dir, cache_dir):
+  workdir, _ = smoke_run
+  result = _run(["--smoke", "--dataset=omniglot", "--skip=false", f"--workdir={workdir}"],
+                data_dir, cache_dir)
+  assert result.returncode != 0
+  assert "model.skip=True" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir, cache_dir):
+  result = _run(["--smoke", "--dataset=omniglot", "--strategy=mirrored", "--cpu_devices=2",
+                 "--config.train.epochs=1", f"--workdir={tmp_path}"], data_dir, cache_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "on 2 replica(s)" in result.stderr
+  assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 8
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+    (["--dataset=cifar"], "--dataset"),
+    (["--config.model.latent_dim=-3"], "model.latent_dim must be positive, got -3"),
+    (["--config.train.batch_size=0"], "train.batch_size must be positive"),
+])
+def test_bad_flags_stop_with_a_one_line_error(args, message, tmp_path, data_dir, cache_dir):
+  result = _run(["--smoke", f"--workdir={tmp_path}", *args], data_dir, cache_dir, timeout=120)
+  assert result.returncode != 0
+  assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_data_stops_with_a_clear_error(tmp_path, cache_dir):
+  result = _run(["--smoke", f"--workdir={tmp_path / 'run'}"], tmp_path, tmp_path / "cache")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert "missing data file omniglot/images_background.npz" in result.stderr
