@@ -64,7 +64,8 @@ def image_config() -> ml_collections.ConfigDict:
   config.train.num_image_samples = 16
   config.train.max_consecutive_nonfinite = 20
   config.train.strategy = "auto"
-  config.train.jit_compile = False
+  # XLA for the per-replica loss and gradient: 1.1-1.2x examples/s on CPU (benchmarks/).
+  config.train.jit_compile = True
   return config
 
 

@@ -153,7 +153,8 @@ class Trainer:
     """Returns (gradient_step, apply_step), two tf.functions.
 
     gradient_step(x) -> (stats, grads): mean loss terms over the global batch (nats per
-    example), the global gradient norm before clipping, whether it is finite, and each
+    example), the He et al. minibatch MI of each replica's batch (averaged over replicas),
+    the global gradient norm before clipping, whether it is finite, and each
     replica's share of the all-reduced, clipped gradient. apply_step(grads) applies Adam.
     They are separate so that a non-finite step skips the optimizer entirely (its moments
     and iteration count included): a synchronising optimizer update cannot sit inside a
@@ -163,27 +164,35 @@ class Trainer:
     clip_norm = self.config.train.grad_clip_norm
     global_batch = self.global_batch_size
 
-    def replica_gradients(x):
+    @tf.function(jit_compile=self.config.train.jit_compile)
+    def local_gradients(x):
       with tf.GradientTape() as tape:
         terms = model(x, training=True)
         loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, self.kl_weight),
                                           global_batch_size=global_batch)
+      sums = {name: tf.reduce_sum(terms[name])
+              for name in ("negative_elbo", "reconstruction_nll", "kl")}
+      mutual_information = metrics.minibatch_mutual_information(
+          terms["posterior_mean"], terms["posterior_log_variance"], terms["z"])
+      return sums, mutual_information, tape.gradient(loss, model.trainable_variables)
+
+    def replica_gradients(x):
+      sums, mutual_information, grads = local_gradients(x)
       context = tf.distribute.get_replica_context()
-      grads = context.all_reduce(tf.distribute.ReduceOp.SUM,
-                                 tape.gradient(loss, model.trainable_variables))
+      grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
       grad_norm = tf.linalg.global_norm(grads)
       clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
       # The optimizer sums gradients over replicas again: hand each replica its share.
       share = [g / strategy.num_replicas_in_sync for g in clipped]
-      sums = {name: tf.reduce_sum(terms[name])
-              for name in ("negative_elbo", "reconstruction_nll", "kl")}
-      return sums, grad_norm, share
+      return sums, mutual_information, grad_norm, share
 
-    @tf.function(jit_compile=self.config.train.jit_compile or None)
+    @tf.function
     def gradient_step(x):
-      sums, grad_norm, share = strategy.run(replica_gradients, args=(x,))
+      sums, mutual_information, grad_norm, share = strategy.run(replica_gradients, args=(x,))
       stats = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                / global_batch for name, value in sums.items()}
+      stats["mi_minibatch_he2019"] = strategy.reduce(tf.distribute.ReduceOp.MEAN,
+                                                     mutual_information, axis=None)
       stats["grad_norm"] = strategy.reduce(tf.distribute.ReduceOp.MEAN, grad_norm, axis=None)
       stats["finite"] = tf.math.is_finite(stats["grad_norm"])
       return stats, share
@@ -215,7 +224,7 @@ class Trainer:
     """One step on a distributed global batch; the update is skipped if not finite.
 
     Returns the mean negative ELBO, reconstruction NLL and KL over the batch (nats per
-    example), the gradient norm before clipping, and `finite`.
+    example), the minibatch MI estimate, the gradient norm before clipping, and `finite`.
     """
     stats, grads = self._gradient_step(batch)
     if bool(stats["finite"]):
