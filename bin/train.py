@@ -21,9 +21,22 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from skip_vae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(REPO_ROOT / "configs" / "omniglot.py"),
-    "Config file; override any field with --config.<path>=<value>.", lock_config=True)
+_CONFIG_ERRORS = (OSError, KeyError, AttributeError, TypeError, ValueError)
+
+
+def _config_error(argv: list[str], error: Exception) -> str:
+  """One line naming the --config arguments that could not be loaded or applied."""
+  config_args = " ".join(a for a in argv[1:] if a.startswith("--config")) or "--config"
+  detail = " ".join(line.strip() for line in str(error).splitlines())
+  return f"train.py: error: cannot use {config_args}: {type(error).__name__}: {detail}"
+
+
+try:  # ml_collections reads the --config.* overrides from sys.argv here, at definition.
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", str(REPO_ROOT / "configs" / "omniglot.py"),
+      "Config file; override any field with --config.<path>=<value>.", lock_config=True)
+except _CONFIG_ERRORS as definition_error:
+  sys.exit(_config_error(sys.argv, definition_error))
 _DATASET = flags.DEFINE_enum("dataset", None, list(config_lib.IMAGE_DATASETS),
                              "Dataset (overrides config.data.name).")
 _SKIP = flags.DEFINE_bool("skip", None, "Skip-VAE (true) or plain VAE (false); "
@@ -39,6 +52,16 @@ _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this m
                                     lower_bound=1)
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with every failure (config files included) as one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    sys.exit(f"train.py: error: {error}")
+  except _CONFIG_ERRORS as error:
+    sys.exit(_config_error(argv, error))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -48,8 +71,10 @@ def main(argv):
         _CONFIG.value, dataset=_DATASET.value, skip=_SKIP.value, data_dir=_DATA_DIR.value,
         strategy=_STRATEGY.value, smoke=_SMOKE.value,
         overrides=config_flags.get_override_values(flags.FLAGS["config"]))
-  except (config_lib.ConfigError, KeyError, AttributeError) as error:
+  except config_lib.ConfigError as error:
     sys.exit(f"train.py: error: {error}")
+  except _CONFIG_ERRORS as error:  # A config file that failed to load surfaces here.
+    sys.exit(_config_error(sys.argv, error))
   workdir = _WORKDIR.value or os.path.join(
       "runs", f"{config.data.name}_{'skip_vae' if config.model.skip else 'vae'}"
       f"{'_smoke' if _SMOKE.value else ''}")
@@ -70,4 +95,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

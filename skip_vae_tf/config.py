@@ -61,7 +61,7 @@ def image_config() -> ml_collections.ConfigDict:
   config.train.eval_every_epochs = 1
   config.train.checkpoint_every_steps = 1000
   config.train.checkpoints_to_keep = 3
-  config.train.num_image_samples = 16
+  config.train.num_image_samples = 8
   config.train.max_consecutive_nonfinite = 20
   config.train.strategy = "auto"
   # XLA for the per-replica loss and gradient: 1.1-1.2x examples/s on CPU (benchmarks/).

@@ -115,3 +115,26 @@ def test_data_dir_from_environment(monkeypatch, tmp_path):
 def test_gz_source_files_decompress(data_dir):
   with gzip.open(data_dir / images.BINARIZED_MNIST_FILES[2].relpath, "rt") as f:
     assert len(f.readline().split()) == 784
+
+
+def test_omniglot_tfds_route_groups_drawings_by_character():
+  """The online route (TFDS `omniglot`), exercised offline with tfds.testing.mock_data."""
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+
+  def as_dataset(self, split, **unused):
+    del self
+    labels = [0, 2] if split == "train" else [1]
+    examples = [(label, drawer) for drawer in range(20) for label in labels]
+    image = np.full((len(examples), 105, 105, 3), 255, np.uint8)
+    for i, (label, drawer) in enumerate(examples):
+      image[i, label, drawer] = 0  # A stroke pixel at (label, drawer) identifies the drawing.
+    return tf.data.Dataset.from_tensor_slices(
+        {"image": image, "label": np.array([l for l, _ in examples], np.int64)})
+
+  with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+    raw = images.omniglot_raw_from_tfds()
+  assert raw.shape == (3, 20, 105, 105) and raw.dtype == bool
+  for label in range(3):
+    for drawer in range(20):
+      assert not raw[label, drawer, label, drawer] and raw[label, drawer].sum() == 105 * 105 - 1

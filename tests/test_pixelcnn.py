@@ -41,3 +41,18 @@ def test_no_blind_spot():
   output = 4 * width + 4
   for row, col in [(3, 5), (3, 6), (4, 2), (4, 3), (2, 4)]:
     assert jacobian[output, row * width + col] != 0.0, (row, col)
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_sampling_draws_every_pixel_from_its_conditional(skip):
+  """Each sampled pixel equals [u_i < sigmoid(logit_i(x))] with logits of the full image."""
+  decoder = decoders.PixelCNNDecoder(SHAPE, channels=4, kernel_sizes=(3, 3, 3),
+                                     latent_feature_maps=2, skip=skip)
+  z = tf.random.normal([3, 5], seed=4)
+  seed = tf.constant([1, 2])
+  images = tf.function(decoder.sample)(z, seed)
+  probs = tf.sigmoid(decoder.logits_from_maps(images, decoder.latent_maps(z)))
+  uniforms = decoders.pixel_uniforms(seed, 3, 64).numpy()
+  expected = (uniforms < probs.numpy().reshape(3, -1)).astype(np.float32)
+  np.testing.assert_array_equal(images.numpy().reshape(3, -1), expected)
+  assert 0 < images.numpy().mean() < 1

@@ -91,6 +91,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir, cache_dir):
     (["--dataset=cifar"], "--dataset"),
     (["--config.model.latent_dim=-3"], "model.latent_dim must be positive, got -3"),
     (["--config.train.batch_size=0"], "train.batch_size must be positive"),
+    (["--config.model.no_such_field=1"], "cannot use --config.model.no_such_field=1"),
+    (["--config=configs/no_such_config.py"], "No such file or directory"),
 ])
 def test_bad_flags_stop_with_a_one_line_error(args, message, tmp_path, data_dir, cache_dir):
   result = _run(["--smoke", f"--workdir={tmp_path}", *args], data_dir, cache_dir, timeout=120)

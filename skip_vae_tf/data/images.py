@@ -203,7 +203,7 @@ def omniglot_from_raw(raw_images: np.ndarray, seed: int, validation_size: int):
           test, test_labels)
 
 
-def _omniglot_raw_from_npz(data_dir: pathlib.Path) -> np.ndarray:
+def omniglot_raw_from_npz(data_dir: pathlib.Path) -> np.ndarray:
   parts = []
   for registered in OMNIGLOT_NPZ_FILES:
     with np.load(files.verified_path(data_dir, registered)) as npz:
@@ -211,7 +211,7 @@ def _omniglot_raw_from_npz(data_dir: pathlib.Path) -> np.ndarray:
   return np.concatenate(parts)
 
 
-def _omniglot_raw_from_tfds() -> np.ndarray:
+def omniglot_raw_from_tfds() -> np.ndarray:
   """All 1,623 characters x 20 drawings from TFDS `omniglot` (online route)."""
   import tensorflow_datasets as tfds
   builder = tfds.builder("omniglot")
@@ -258,7 +258,7 @@ def _load_omniglot(data_dir, cache_dir, seed, validation_size):
     if tag == "chardata":
       parts = _load_chardata(chardata, seed, validation_size)
     else:
-      raw = _omniglot_raw_from_npz(data_dir) if tag == "npz" else _omniglot_raw_from_tfds()
+      raw = omniglot_raw_from_npz(data_dir) if tag == "npz" else omniglot_raw_from_tfds()
       logging.info("Omniglot: converting %d raw images to 28x28", raw.shape[0] * raw.shape[1])
       parts = omniglot_from_raw(raw, seed, validation_size)
     keys = ("train", "train_labels", "validation", "validation_labels", "test", "test_labels")
