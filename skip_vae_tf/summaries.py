@@ -14,10 +14,22 @@ VALIDATION_METRICS = ("neg_elbo", "reconstruction_nll", "kl", "mi_minibatch_he20
                       "active_units_cov_ge_0.01")
 
 
+SCALAR_DESCRIPTIONS = {
+    "neg_elbo": "negative ELBO, nats per example (one posterior sample, analytic KL)",
+    "reconstruction_nll": "-log p(x|z) at z ~ q(z|x), nats per example",
+    "kl": "KL(q(z|x) || p(z)), analytic, nats per example",
+    "kl_weight": "weight of the KL term in the training loss (linear warm-up)",
+    "grad_norm": "global gradient norm before clipping",
+    "examples_per_sec": "training throughput since the previous log line",
+    "mi_minibatch_he2019": "I_q(x;z) estimate of He et al. (2019) over minibatches, nats",
+    "active_units_cov_ge_0.01": "latent dims with Cov_x(E_q[z|x]) >= 0.01 over the split",
+}
+
+
 def write_scalars(writer: tf.summary.SummaryWriter, scalars: dict[str, float], step: int) -> None:
   with writer.as_default(step=step):
     for tag, value in scalars.items():
-      tf.summary.scalar(tag, value)
+      tf.summary.scalar(tag, value, description=SCALAR_DESCRIPTIONS.get(tag))
   writer.flush()
 
 

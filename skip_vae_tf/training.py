@@ -209,6 +209,9 @@ class Trainer:
     keys = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
             "posterior_log_variance", "z")
 
+    # XLA cannot place the replicas' variables of a multi-device eval (TF known issue).
+    @tf.function(jit_compile=self.config.train.jit_compile
+                 and strategy.num_replicas_in_sync == 1)
     def replica_outputs(batch):
       terms = model(batch, training=False)
       return {k: terms[k] for k in keys}

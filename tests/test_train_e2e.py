@@ -86,6 +86,16 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir, cache_dir):
   assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 8
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "binarized_mnist"])
+def test_plain_vae_smoke_on_mnist_variants(dataset, tmp_path, data_dir, cache_dir):
+  result = _run(["--smoke", f"--dataset={dataset}", "--skip=false", "--config.train.epochs=1",
+                 f"--workdir={tmp_path}"], data_dir, cache_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((tmp_path / "metrics.json").read_text())
+  assert metrics["dataset"] == dataset and metrics["skip"] is False and metrics["steps"] == 8
+  assert "TFDS" in metrics["data_source"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
     (["--dataset=cifar"], "--dataset"),
