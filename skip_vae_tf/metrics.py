@@ -1,44 +1,99 @@
-"""Latent-usage estimators on a set of posterior parameters (pure TF functions).
+"""Dataset-level estimators of likelihood and latent usage (pure TF functions).
 
-- `minibatch_mutual_information`: I_q(x; z) estimated as in He et al. (2019),
-  `calc_mi`: with N examples of a minibatch, one z_i ~ q(z|x_i) each,
-    I = mean_i log q(z_i|x_i) - mean_i log q_agg(z_i),
-    q_agg(z) = (1/N) sum_j q(z|x_j),
-  where E[log q(z|x)] uses the closed form -D/2 log(2 pi e) - 1/2 sum log var.
-  The sampled version of the first term would bound I by log N; with the closed form
-  the bound holds up to Monte Carlo error. `mean_minibatch_mutual_information` averages it over
-  consecutive chunks of a set (the last chunk may be smaller), in nats.
-- `active_units`: dimensions d with Cov_x(E_q[z_d|x]) >= threshold over the whole set.
+Definitions, units and protocols are in docs/metrics.md. In short, with N examples,
+posteriors q(z|x_i) = N(mean_i, diag exp(log_variance_i)) over D dims and one sample
+z_i ~ q(z|x_i) each:
+
+- Mutual information I_q(x; z) = E_x KL(q(z|x)||p(z)) - KL(q(z)||p(z))
+                               = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)],
+  estimated as  mean_i H_neg_i - mean_i log q_agg(z_i),  q_agg(z) = (1/N) sum_j q(z|x_j),
+  with the closed-form negative entropy H_neg_i = -D/2 log(2 pi e) - 1/2 sum log var_i.
+  `mutual_information` takes the aggregate over the whole set (the Skip-VAE protocol;
+  O(N^2) pairs computed in tiles); `minibatch_mutual_information` over each minibatch,
+  averaged (He et al., 2019, `calc_mi`). Both are bounded by log(set size) up to the
+  Monte Carlo error of the sampled term.
+- Active units: dimensions with Cov_x(E_q[z_d|x]) >= 0.01 (He et al.) or > 0.02 (the
+  official Skip-VAE code), over the whole set.
+- Importance-weighted log-likelihood: log p(x) ~ logsumexp_k [log p(x|z_k) + log p(z_k)
+  - log q(z_k|x)] - log K, z_k ~ q(z|x), accumulated over chunks of samples.
 """
 
 import math
+from collections.abc import Callable
 
 import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
 
 
 def gaussian_log_density(z: tf.Tensor, mean: tf.Tensor, log_variance: tf.Tensor) -> tf.Tensor:
-  """log N(z_i; mean_j, diag exp(log_variance_j)) for all pairs: (N, D)x(M, D) -> (N, M)."""
-  diff = z[:, None, :] - mean[None, :, :]
-  return -0.5 * tf.reduce_sum(
-      math.log(2.0 * math.pi) + log_variance[None] + diff ** 2 / tf.exp(log_variance[None]),
-      axis=-1)
+  """log N(z_i; mean_j, diag exp(log_variance_j)) for all pairs: (N, D)x(M, D) -> (N, M).
+
+  Expands the square into matrix products, so memory is O(N M), not O(N M D); computed
+  in float64 so that the expansion loses no precision.
+  """
+  z, mean, log_variance = (tf.cast(t, tf.float64) for t in (z, mean, log_variance))
+  precision = tf.exp(-log_variance)
+  dim = tf.cast(tf.shape(z)[1], tf.float64)
+  quadratic = (tf.matmul(z ** 2, precision, transpose_b=True)
+               - 2.0 * tf.matmul(z, mean * precision, transpose_b=True)
+               + tf.reduce_sum(mean ** 2 * precision, axis=1)[None, :])
+  constant = dim * math.log(2.0 * math.pi) + tf.reduce_sum(log_variance, axis=1)[None, :]
+  return -0.5 * (quadratic + constant)
+
+
+def log_aggregate_posterior(z: tf.Tensor, mean: tf.Tensor, log_variance: tf.Tensor,
+                            tile_size: int = 2048) -> tf.Tensor:
+  """(N,) log q_agg(z_i) = log (1/M) sum_j q(z_i|x_j), tiled over i and j.
+
+  Args:
+    z: (N, D) points.
+    mean, log_variance: (M, D) the M posteriors that make up the aggregate.
+    tile_size: rows and columns per tile; memory is O(tile_size^2).
+  """
+  num_points, num_posteriors = int(z.shape[0]), int(mean.shape[0])
+  rows = []
+  for i in range(0, num_points, tile_size):
+    running = tf.fill([min(tile_size, num_points - i)], tf.constant(-math.inf, tf.float64))
+    for j in range(0, num_posteriors, tile_size):
+      tile = gaussian_log_density(z[i:i + tile_size], mean[j:j + tile_size],
+                                  log_variance[j:j + tile_size])
+      running = tf.reduce_logsumexp(tf.concat([running[:, None], tile], axis=1), axis=1)
+    rows.append(running)
+  return tf.concat(rows, axis=0) - math.log(num_posteriors)
+
+
+def negative_entropy(log_variance: tf.Tensor) -> tf.Tensor:
+  """(N, D) -> (N,) E_q[log q(z|x)] of a diagonal Gaussian, closed form, nats."""
+  log_variance = tf.cast(log_variance, tf.float64)
+  dim = tf.cast(tf.shape(log_variance)[1], tf.float64)
+  return -0.5 * dim * math.log(2.0 * math.pi * math.e) - 0.5 * tf.reduce_sum(log_variance, 1)
+
+
+def mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
+                       tile_size: int = 2048) -> float:
+  """I_q(x; z) with q(z) the aggregate posterior of all N examples; nats.
+
+  Args:
+    mean, log_variance: (N, D) posterior parameters.
+    z: (N, D), z_i ~ q(z|x_i).
+    tile_size: tile edge for the O(N^2) aggregate density.
+  """
+  log_q = log_aggregate_posterior(z, mean, log_variance, tile_size)
+  return float(tf.reduce_mean(negative_entropy(log_variance)) - tf.reduce_mean(log_q))
 
 
 def minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor,
                                  z: tf.Tensor) -> tf.Tensor:
-  """He et al. (2019) estimate of I_q(x; z) over one minibatch; scalar, nats.
+  """He et al. (2019) estimate of I_q(x; z) over one minibatch; scalar float32, nats.
 
-  Args:
-    mean, log_variance: (N, D) posterior parameters of the N examples.
-    z: (N, D), z_i ~ q(z|x_i).
+  Usable inside a compiled training step. Args as `mutual_information`.
   """
-  num = tf.cast(tf.shape(mean)[0], mean.dtype)
-  dim = tf.cast(tf.shape(mean)[1], mean.dtype)
-  negative_entropy = tf.reduce_mean(
-      -0.5 * dim * math.log(2.0 * math.pi) - 0.5 * tf.reduce_sum(1.0 + log_variance, axis=-1))
-  log_aggregate = (tf.reduce_logsumexp(gaussian_log_density(z, mean, log_variance), axis=1)
-                   - tf.math.log(num))
-  return negative_entropy - tf.reduce_mean(log_aggregate)
+  num = tf.cast(tf.shape(mean)[0], tf.float64)
+  log_q = tf.reduce_logsumexp(gaussian_log_density(z, mean, log_variance), axis=1)
+  estimate = tf.reduce_mean(negative_entropy(log_variance)) - tf.reduce_mean(log_q - tf.math.log(num))
+  return tf.cast(estimate, tf.float32)
 
 
 def mean_minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
@@ -59,6 +114,37 @@ def posterior_mean_variance(mean: tf.Tensor) -> tf.Tensor:
   return tf.reduce_mean(centred ** 2, axis=0)
 
 
-def active_units(mean: tf.Tensor, threshold: float = 0.01) -> int:
-  """Number of dimensions with Cov_x(E_q[z_d|x]) >= threshold; (N, D) means in."""
-  return int(tf.reduce_sum(tf.cast(posterior_mean_variance(mean) >= threshold, tf.int32)))
+def active_units(mean: tf.Tensor, threshold: float = 0.01, strict: bool = False) -> int:
+  """Number of dimensions with Cov_x(E_q[z_d|x]) >= threshold (> if `strict`); (N, D) in."""
+  variance = posterior_mean_variance(mean)
+  active = variance > threshold if strict else variance >= threshold
+  return int(tf.reduce_sum(tf.cast(active, tf.int32)))
+
+
+def importance_weighted_log_likelihood(
+    x: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Distribution,
+    log_likelihood: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], num_samples: int,
+    chunk_size: int, seed: tf.Tensor) -> tf.Tensor:
+  """(B,) importance-weighted estimate of log p(x) with K = num_samples, nats per example.
+
+  Args:
+    x: (B, ...) observations.
+    posterior: q(z|x) with batch shape (B,) and event (D,).
+    prior: p(z) with event (D,).
+    log_likelihood: (x_rep (C*B, ...), z (C*B, D)) -> (C*B,) log p(x|z); rows are ordered
+      sample-major (row c*B + b holds sample c of example b).
+    num_samples: K.
+    chunk_size: samples drawn per decoder call (memory is O(chunk_size * B)).
+    seed: int32 (2,) stateless seed.
+  """
+  batch = tf.shape(x)[0]
+  running = tf.fill([batch], tf.constant(-math.inf, tf.float64))
+  for start in range(0, num_samples, chunk_size):
+    count = min(chunk_size, num_samples - start)
+    z = posterior.sample(count, seed=seed + start)  # (C, B, D)
+    flat_z = tf.reshape(z, [count * batch, -1])
+    flat_x = tf.reshape(tf.repeat(x[None], count, axis=0), tf.concat([[-1], tf.shape(x)[1:]], 0))
+    log_px_z = tf.reshape(log_likelihood(flat_x, flat_z), [count, batch])
+    log_weights = tf.cast(log_px_z + prior.log_prob(z) - posterior.log_prob(z), tf.float64)
+    running = tf.reduce_logsumexp(tf.concat([running[None], log_weights], axis=0), axis=0)
+  return running - math.log(num_samples)

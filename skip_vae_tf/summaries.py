@@ -10,8 +10,9 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 # Tags of the validation metrics, reused as HParams metrics.
-VALIDATION_METRICS = ("neg_elbo", "reconstruction_nll", "kl", "mi_minibatch_he2019",
-                      "active_units_cov_ge_0.01")
+VALIDATION_METRICS = ("neg_elbo", "reconstruction_nll", "kl", "mi_aggregate",
+                      "mi_minibatch_he2019", "active_units_cov_ge_0.01",
+                      "active_units_cov_gt_0.02")
 
 
 SCALAR_DESCRIPTIONS = {
@@ -21,8 +22,10 @@ SCALAR_DESCRIPTIONS = {
     "kl_weight": "weight of the KL term in the training loss (linear warm-up)",
     "grad_norm": "global gradient norm before clipping",
     "examples_per_sec": "training throughput since the previous log line",
-    "mi_minibatch_he2019": "I_q(x;z) estimate of He et al. (2019) over minibatches, nats",
+    "mi_aggregate": "I_q(x;z) with q(z) aggregated over the whole split (Skip-VAE), nats",
+    "mi_minibatch_he2019": "I_q(x;z) with q(z) aggregated per minibatch (He et al. 2019), nats",
     "active_units_cov_ge_0.01": "latent dims with Cov_x(E_q[z|x]) >= 0.01 over the split",
+    "active_units_cov_gt_0.02": "latent dims with Cov_x(E_q[z|x]) > 0.02 over the split",
 }
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
+from skip_vae_tf import evaluation
 from skip_vae_tf import metrics
 from skip_vae_tf import objectives
 from skip_vae_tf import summaries
@@ -55,21 +56,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
   devices = gpus or tf.config.list_logical_devices("CPU")
   return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
-
-
-def _cap(array: np.ndarray | None, limit: int) -> np.ndarray | None:
-  return array if array is None or not limit else array[:limit]
-
-
-def load_data(config: ml_collections.ConfigDict) -> image_data.ImageDataset:
-  """The configured dataset, with split sizes capped by data.max_*_examples."""
-  data = image_data.load_image_dataset(config.data.name, config.data.data_dir,
-                                       config.data.cache_dir, config.seed,
-                                       config.data.validation_size)
-  data.train = _cap(data.train, config.data.max_train_examples)
-  data.validation = _cap(data.validation, config.data.max_eval_examples)
-  data.test = _cap(data.test, config.data.max_eval_examples)
-  return data
 
 
 def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
@@ -115,7 +101,7 @@ class Trainer:
     keras.utils.set_random_seed(config.seed)
     logging.get_absl_logger().addFilter(_drop_tensorflow_info)
 
-    self.data = load_data(config)
+    self.data = image_data.load_configured(config.data, config.seed)
     self.strategy = make_strategy(config.train.strategy)
     self.global_batch_size = config.train.batch_size
     if self.global_batch_size % self.strategy.num_replicas_in_sync:
@@ -144,7 +130,8 @@ class Trainer:
     self.train_writer = tf.summary.create_file_writer(str(self.workdir / "train"))
     self.validation_writer = tf.summary.create_file_writer(str(self.workdir / "validation"))
     self._gradient_step, self._apply_step = self._make_train_step()
-    self._eval_step = self._make_eval_step()
+    self._eval_step = evaluation.make_eval_step(self.model, self.strategy,
+                                                config.train.jit_compile)
     self._reconstruct_and_sample = tf.function(self.model.reconstruct_and_sample)
 
   # ---- distributed steps -------------------------------------------------------------
@@ -204,25 +191,6 @@ class Trainer:
 
     return gradient_step, apply_step
 
-  def _make_eval_step(self):
-    model, strategy = self.model, self.strategy
-    keys = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
-            "posterior_log_variance", "z")
-
-    # XLA cannot place the replicas' variables of a multi-device eval (TF known issue).
-    @tf.function(jit_compile=self.config.train.jit_compile
-                 and strategy.num_replicas_in_sync == 1)
-    def replica_outputs(batch):
-      terms = model(batch, training=False)
-      return {k: terms[k] for k in keys}
-
-    @tf.function
-    def eval_step(x):
-      outputs = strategy.run(replica_outputs, args=(x,))
-      return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
-
-    return eval_step
-
   def train_step(self, batch) -> dict[str, tf.Tensor]:
     """One step on a distributed global batch; the update is skipped if not finite.
 
@@ -237,31 +205,14 @@ class Trainer:
   # ---- evaluation --------------------------------------------------------------------
 
   def evaluate(self, images: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-    """Dataset-level metrics of `images` (N, 28, 28, 1) in {0, 1}.
+    """`evaluation.latent_metrics` of `images` (N, 28, 28, 1) in {0, 1}: (scalars, KL per dim).
 
-    Returns (scalars, kl_per_dim): negative ELBO, reconstruction NLL and KL in nats per
-    example averaged over all N examples (the last partial batch counts exactly), the
-    He et al. (2019) minibatch MI estimate averaged over chunks of eval_batch_size, active
-    units (Cov >= 0.01) over the whole set, and the (D,) mean KL of each latent dimension.
+    Every example counts once (the last partial batch exactly); the He et al. MI uses
+    minibatches of train.eval_batch_size.
     """
     batch_size = self.config.train.eval_batch_size
-    dataset = self.strategy.experimental_distribute_dataset(
-        pipelines.evaluation_batches(images, batch_size))
-    parts: dict[str, list[np.ndarray]] = {}
-    for batch in dataset:
-      for key, value in self._eval_step(batch).items():
-        parts.setdefault(key, []).append(value.numpy())
-    outputs = {key: np.concatenate(value) for key, value in parts.items()}
-    if len(outputs["negative_elbo"]) != len(images):
-      raise AssertionError(f"evaluated {len(outputs['negative_elbo'])} of {len(images)} examples")
-    scalars = {name: float(np.mean(outputs[name], dtype=np.float64))
-               for name in ("negative_elbo", "reconstruction_nll", "kl")}
-    scalars["neg_elbo"] = scalars.pop("negative_elbo")
-    scalars["mi_minibatch_he2019"] = metrics.mean_minibatch_mutual_information(
-        tf.constant(outputs["posterior_mean"]), tf.constant(outputs["posterior_log_variance"]),
-        tf.constant(outputs["z"]), batch_size)
-    scalars["active_units_cov_ge_0.01"] = metrics.active_units(outputs["posterior_mean"], 0.01)
-    return scalars, outputs["kl_per_dim"].mean(axis=0, dtype=np.float64)
+    outputs = evaluation.posterior_outputs(self._eval_step, self.strategy, images, batch_size)
+    return evaluation.latent_metrics(outputs, batch_size)
 
   def _log_images(self, step: int) -> None:
     count = self.config.train.num_image_samples
@@ -396,9 +347,8 @@ class Trainer:
         "validation_kl_per_dim": validation_kl.tolist(),
         "test": test,
         "test_kl_per_dim": test_kl.tolist(),
-        "units": "nats per example; MI is the He et al. (2019) minibatch estimate over "
-                 f"chunks of {self.config.train.eval_batch_size}; active units use "
-                 "Cov_x(E_q[z|x]) >= 0.01 over the whole split",
+        "units": "nats per example; definitions in docs/metrics.md (mi_minibatch_he2019 "
+                 f"uses minibatches of {self.config.train.eval_batch_size})",
     }
     path = self.workdir / "metrics.json"
     tmp = path.with_name("metrics.json.tmp")

@@ -305,3 +305,19 @@ def load_image_dataset(name: str, data_dir: str = "", cache_dir: str = "", seed:
   if name == "omniglot":
     return _load_omniglot(raw_dir, cache, seed, validation_size)
   raise ValueError(f"unknown image dataset {name!r}")
+
+
+def _cap(array: np.ndarray | None, limit: int) -> np.ndarray | None:
+  return array if array is None or not limit else array[:limit]
+
+
+def load_configured(data_config, seed: int) -> ImageDataset:
+  """The dataset of a config's `data` section, split sizes capped by max_*_examples."""
+  data = load_image_dataset(data_config.name, data_config.data_dir, data_config.cache_dir, seed,
+                            data_config.validation_size)
+  for split, limit in (("train", data_config.max_train_examples),
+                       ("validation", data_config.max_eval_examples),
+                       ("test", data_config.max_eval_examples)):
+    setattr(data, split, _cap(getattr(data, split), limit))
+    setattr(data, f"{split}_labels", _cap(getattr(data, f"{split}_labels"), limit))
+  return data

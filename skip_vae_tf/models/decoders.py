@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from skip_vae_tf.models import layer_lists
 from skip_vae_tf.models import pixelcnn
 
 tfd = tfp.distributions
@@ -44,10 +45,10 @@ class PixelCNNDecoder(keras.layers.Layer):
     height, width, _ = self.image_shape
     self.latent_projection = keras.layers.Dense(height * width * latent_feature_maps,
                                                 name="z_projection")
-    self.gated_layers = [
+    self.gated_layers = layer_lists.tracked(self, "gated", [
         pixelcnn.GatedPixelCNNLayer(channels, k, first=(i == 0), conditioned=(i == 0 or skip),
                                     name=f"gated{i}")
-        for i, k in enumerate(kernel_sizes)]
+        for i, k in enumerate(kernel_sizes)])
     self.output_conv = keras.layers.Conv2D(self.image_shape[-1], 1, name="output")
 
   def latent_maps(self, z: tf.Tensor) -> tf.Tensor:
@@ -115,21 +116,24 @@ class MLPDecoder(keras.layers.Layer):
     super().__init__(**kwargs)
     self.image_shape = tuple(image_shape)
     self.skip = skip
-    self.hidden = [keras.layers.Dense(units, name=f"hidden{i}") for i, units in enumerate(hidden)]
+    self.hidden = layer_lists.tracked(
+        self, "hidden", [keras.layers.Dense(units, name=f"hidden{i}")
+                         for i, units in enumerate(hidden)])
     num_pixels = 1
     for size in self.image_shape:
       num_pixels *= size
     self.output_layer = keras.layers.Dense(num_pixels, name="output")
-    self.latent_skips = []
+    latent_skips = []
     if skip:
-      self.latent_skips = [keras.layers.Dense(units, use_bias=False, name=f"z_to_hidden{i}")
-                           for i, units in enumerate(hidden[1:], start=1)]
-      self.latent_skips.append(keras.layers.Dense(num_pixels, use_bias=False, name="z_to_output"))
+      latent_skips = [keras.layers.Dense(units, use_bias=False, name=f"z_to_hidden{i}")
+                      for i, units in enumerate(hidden[1:], start=1)]
+      latent_skips.append(keras.layers.Dense(num_pixels, use_bias=False, name="z_to_output"))
+    self.latent_skips = layer_lists.tracked(self, "latent_skip", latent_skips)
 
   def logits(self, z: tf.Tensor) -> tf.Tensor:
     """z (B, D) -> logits (B, H, W, C)."""
     h = tf.nn.relu(self.hidden[0](z))
-    dense_layers = self.hidden[1:] + [self.output_layer]
+    dense_layers = [*self.hidden[1:], self.output_layer]
     for i, layer in enumerate(dense_layers):
       pre = layer(h)
       if self.skip:

@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from skip_vae_tf.models import layer_lists
+
 tfd = tfp.distributions
 
 
@@ -53,7 +55,9 @@ class ResNetEncoder(keras.layers.Layer):
 
   def __init__(self, latent_dim: int, channels: Sequence[int] = (64, 64, 64), **kwargs):
     super().__init__(**kwargs)
-    self.blocks = [ResidualBlock(c, stride=2, name=f"block{i}") for i, c in enumerate(channels)]
+    self.blocks = layer_lists.tracked(
+        self, "block", [ResidualBlock(c, stride=2, name=f"block{i}")
+                        for i, c in enumerate(channels)])
     self.flatten = keras.layers.Flatten()
     self.head = GaussianHead(latent_dim, name="head")
 
@@ -70,8 +74,9 @@ class MLPEncoder(keras.layers.Layer):
   def __init__(self, latent_dim: int, hidden: Sequence[int] = (1024,), **kwargs):
     super().__init__(**kwargs)
     self.flatten = keras.layers.Flatten()
-    self.hidden = [keras.layers.Dense(units, activation="relu", name=f"hidden{i}")
-                   for i, units in enumerate(hidden)]
+    self.hidden = layer_lists.tracked(
+        self, "hidden", [keras.layers.Dense(units, activation="relu", name=f"hidden{i}")
+                         for i, units in enumerate(hidden)])
     self.head = GaussianHead(latent_dim, name="head")
 
   def call(self, x, training=False):

@@ -1,0 +1,48 @@
+r"""Exact dataset-level metrics of a trained run (definitions: docs/metrics.md).
+
+  python bin/evaluate.py --workdir=runs/omniglot_skip_vae [--split=test]
+      [--checkpoint=best|latest] [--iw_samples=500]
+
+Prints a table and writes eval_<split>.json and eval_<split>.md into the workdir, plus
+TensorBoard scalars under eval/<split>/ in WORKDIR/eval.
+"""
+
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to evaluate.", required=True)
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which weights.")
+_IW_SAMPLES = flags.DEFINE_integer("iw_samples", 500, "K for the importance-weighted NLL "
+                                   "(0 skips it).", lower_bound=0)
+_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 50, "Importance samples per decoder call.",
+                                 lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Examples per batch.", lower_bound=1)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder (default: the run's).")
+_MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate only the first N examples "
+                                     "(0 = all).", lower_bound=0)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.INFO)
+  from skip_vae_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.data import files  # pylint: disable=g-import-not-at-top
+  try:
+    result = evaluation.evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value,
+                                     _IW_SAMPLES.value, _IW_CHUNK.value, _BATCH_SIZE.value,
+                                     _DATA_DIR.value, _MAX_EXAMPLES.value)
+  except (FileNotFoundError, files.DataFileError) as error:
+    sys.exit(f"evaluate.py: error: {error}")
+  print(evaluation.markdown_table(result))
+
+
+if __name__ == "__main__":
+  app.run(main)

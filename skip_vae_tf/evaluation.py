@@ -1,0 +1,235 @@
+"""Dataset-level evaluation of a VAE: the functions both training and bin/evaluate.py use.
+
+- `make_eval_step` / `posterior_outputs`: one pass over a split giving per-example ELBO
+  terms and posterior parameters (the last partial batch included, exactly once).
+- `latent_metrics`: negative ELBO, reconstruction NLL, KL (nats per example), MI under
+  both protocols, active units under both conventions, KL per dimension.
+- `importance_weighted_nll`: -log p(x) estimates with K importance samples.
+- `linear_probe_accuracy`: a logistic-regression probe on posterior means.
+- `evaluate_run`: all of the above for a trained run's checkpoint.
+Definitions and units: docs/metrics.md.
+"""
+
+import json
+import pathlib
+import time
+
+from absl import logging
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from skip_vae_tf import metrics
+from skip_vae_tf.data import images as image_data
+from skip_vae_tf.data import pipelines
+from skip_vae_tf.models import vae as vae_lib
+
+OUTPUT_KEYS = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
+               "posterior_log_variance", "z")
+SPLITS = ("train", "validation", "test")
+
+
+def make_eval_step(model: vae_lib.VAE, strategy: tf.distribute.Strategy, jit_compile: bool):
+  """A tf.function: distributed batch -> {key: (B, ...)} of OUTPUT_KEYS, gathered."""
+
+  # XLA cannot place the replicas' variables of a multi-device eval (TF known issue).
+  @tf.function(jit_compile=jit_compile and strategy.num_replicas_in_sync == 1)
+  def replica_outputs(batch):
+    terms = model(batch, training=False)
+    return {k: terms[k] for k in OUTPUT_KEYS}
+
+  @tf.function
+  def eval_step(x):
+    outputs = strategy.run(replica_outputs, args=(x,))
+    return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
+
+  return eval_step
+
+
+def posterior_outputs(eval_step, strategy: tf.distribute.Strategy, images: np.ndarray,
+                      batch_size: int) -> dict[str, np.ndarray]:
+  """Per-example OUTPUT_KEYS over all N `images`, in order: {key: (N, ...)} arrays."""
+  dataset = strategy.experimental_distribute_dataset(
+      pipelines.evaluation_batches(images, batch_size))
+  parts: dict[str, list[np.ndarray]] = {}
+  for batch in dataset:
+    for key, value in eval_step(batch).items():
+      parts.setdefault(key, []).append(value.numpy())
+  outputs = {key: np.concatenate(value) for key, value in parts.items()}
+  if len(outputs["negative_elbo"]) != len(images):
+    raise AssertionError(f"evaluated {len(outputs['negative_elbo'])} of {len(images)} examples")
+  return outputs
+
+
+def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
+                   tile_size: int = 2048) -> tuple[dict[str, float], np.ndarray]:
+  """Scalars over the whole set (nats per example) and the (D,) mean KL per dimension.
+
+  `minibatch_size` is the minibatch of the He et al. MI protocol.
+  """
+  scalars = {name: float(np.mean(outputs[key], dtype=np.float64)) for name, key in
+             (("neg_elbo", "negative_elbo"), ("reconstruction_nll", "reconstruction_nll"),
+              ("kl", "kl"))}
+  mean, log_variance, z = (tf.constant(outputs[k]) for k in
+                           ("posterior_mean", "posterior_log_variance", "z"))
+  scalars["mi_aggregate"] = metrics.mutual_information(mean, log_variance, z, tile_size)
+  scalars["mi_minibatch_he2019"] = metrics.mean_minibatch_mutual_information(
+      mean, log_variance, z, minibatch_size)
+  scalars["active_units_cov_ge_0.01"] = metrics.active_units(mean, 0.01)
+  scalars["active_units_cov_gt_0.02"] = metrics.active_units(mean, 0.02, strict=True)
+  return scalars, outputs["kl_per_dim"].mean(axis=0, dtype=np.float64)
+
+
+def importance_weighted_nll(model: vae_lib.VAE, images: np.ndarray, num_samples: int,
+                            chunk_size: int, batch_size: int, seed: int = 0,
+                            progress_every: int = 0) -> np.ndarray:
+  """(N,) importance-weighted estimates of -log p(x) with K = num_samples, nats per example.
+
+  Memory is O(chunk_size * batch_size) images; the estimate does not depend on either.
+  """
+  prior = model.prior()
+
+  @tf.function(reduce_retracing=True)
+  def batch_nll(x, batch_seed):
+    posterior = model.encoder(x, training=False)
+    log_px = metrics.importance_weighted_log_likelihood(
+        x, posterior, prior, lambda xs, zs: model.decoder(xs, zs).log_prob(xs), num_samples,
+        chunk_size, batch_seed)
+    return -log_px
+
+  results, start = [], time.time()
+  for index, x in enumerate(pipelines.evaluation_batches(images, batch_size)):
+    results.append(batch_nll(x, tf.constant([seed, index], tf.int32)).numpy())
+    done = sum(len(r) for r in results)
+    if progress_every and (index + 1) % progress_every == 0:
+      rate = done / (time.time() - start)
+      logging.info("IW-NLL (K=%d): %d/%d examples, %.1f examples/s, ETA %.0fs", num_samples,
+                   done, len(images), rate, (len(images) - done) / rate)
+  return np.concatenate(results)
+
+
+def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray,
+                          eval_features: np.ndarray, eval_labels: np.ndarray,
+                          l2: float = 1e-4, max_iterations: int = 500) -> float:
+  """Accuracy on the eval set of multinomial logistic regression fit on the train set.
+
+  Features are standardised with the train statistics; the fit minimises mean
+  cross-entropy + l2 * |W|^2 with L-BFGS (tfp.optimizer.lbfgs_minimize).
+  """
+  center, scale = train_features.mean(0), train_features.std(0) + 1e-8
+  x_train = tf.constant((train_features - center) / scale, tf.float64)
+  x_eval = tf.constant((eval_features - center) / scale, tf.float64)
+  num_classes = int(max(train_labels.max(), eval_labels.max())) + 1
+  dim = x_train.shape[1]
+  labels = tf.constant(train_labels, tf.int64)
+
+  def unpack(params):
+    return tf.reshape(params[:dim * num_classes], [dim, num_classes]), params[dim * num_classes:]
+
+  @tf.function
+  def loss_and_gradient(params):
+    with tf.GradientTape() as tape:
+      tape.watch(params)
+      weights, bias = unpack(params)
+      logits = tf.matmul(x_train, weights) + bias
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+      loss += l2 * tf.reduce_sum(weights ** 2)
+    return loss, tape.gradient(loss, params)
+
+  result = tfp.optimizer.lbfgs_minimize(
+      loss_and_gradient, tf.zeros([(dim + 1) * num_classes], tf.float64),
+      max_iterations=max_iterations)
+  weights, bias = unpack(result.position)
+  predictions = tf.argmax(tf.matmul(x_eval, weights) + bias, axis=1).numpy()
+  return float(np.mean(predictions == eval_labels))
+
+
+def restore_model(workdir: pathlib.Path, checkpoint: str) -> tuple[
+    ml_collections.ConfigDict, vae_lib.VAE, str]:
+  """(config, model, checkpoint path) of a run, with the 'best' or 'latest' weights."""
+  config_path = workdir / "config.json"
+  if not config_path.is_file():
+    raise FileNotFoundError(f"{config_path} not found: is {workdir} a training workdir?")
+  config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  folder = workdir / ("best" if checkpoint == "best" else "checkpoints")
+  path = tf.train.latest_checkpoint(str(folder))
+  if path is None:
+    raise FileNotFoundError(f"no {checkpoint} checkpoint in {folder}")
+  model = vae_lib.build_vae(config.model)
+  tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+  return config, model, path
+
+
+def _split(data: image_data.ImageDataset, split: str):
+  return getattr(data, split), getattr(data, f"{split}_labels")
+
+
+def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
+                 iw_samples: int = 500, iw_chunk: int = 50, batch_size: int = 100,
+                 data_dir: str | None = None, max_examples: int = 0) -> dict:
+  """Every metric of docs/metrics.md for one split of a trained run.
+
+  Writes eval_<split>.json and eval_<split>.md into `workdir` and TensorBoard scalars
+  under `eval/<split>/` in workdir/eval; returns the json content.
+  """
+  workdir_path = pathlib.Path(workdir)
+  config, model, path = restore_model(workdir_path, checkpoint)
+  if data_dir is not None:
+    config.data.data_dir = data_dir
+  data = image_data.load_configured(config.data, config.seed)
+  images, labels = _split(data, split)
+  if max_examples:
+    images, labels = images[:max_examples], None if labels is None else labels[:max_examples]
+  logging.info("Evaluating %s (%s) on %d %s examples", path, config.model.decoder, len(images),
+               split)
+  strategy = tf.distribute.get_strategy()
+  eval_step = make_eval_step(model, strategy, config.train.jit_compile)
+  start = time.time()
+  outputs = posterior_outputs(eval_step, strategy, images, batch_size)
+  scalars, kl_per_dim = latent_metrics(outputs, config.train.eval_batch_size)
+  timings = {"elbo_pass_seconds": time.time() - start}
+  if iw_samples:
+    start = time.time()
+    nll = importance_weighted_nll(model, images, iw_samples, iw_chunk, batch_size,
+                                  seed=config.seed, progress_every=10)
+    scalars["iw_nll"] = float(np.mean(nll, dtype=np.float64))
+    timings["iw_nll_seconds"] = time.time() - start
+  if labels is not None and split != "train":
+    train_outputs = posterior_outputs(eval_step, strategy, data.train, batch_size)
+    scalars["linear_probe_accuracy"] = linear_probe_accuracy(
+        train_outputs["posterior_mean"], data.train_labels, outputs["posterior_mean"], labels)
+  result = {"workdir": str(workdir_path), "checkpoint": path, "split": split,
+            "num_examples": len(images), "dataset": config.data.name,
+            "data_source": data.source, "seed": config.seed, "skip": bool(config.model.skip),
+            "iw_samples": iw_samples, "metrics": scalars,
+            "kl_per_dim": kl_per_dim.tolist(), "timings": timings,
+            "units": "nats per example; see docs/metrics.md"}
+  _write_reports(workdir_path, split, result)
+  return result
+
+
+def markdown_table(result: dict) -> str:
+  """The metrics of an `evaluate_run` result as a Markdown table."""
+  lines = [f"Evaluation of `{result['checkpoint']}` on {result['num_examples']} "
+           f"{result['split']} examples ({result['dataset']}, skip={result['skip']}); "
+           "nats per example, definitions in docs/metrics.md.", "",
+           "| metric | value |", "|---|---|"]
+  lines += [f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
+            for name, value in result["metrics"].items()]
+  return "\n".join(lines) + "\n"
+
+
+def _write_reports(workdir: pathlib.Path, split: str, result: dict) -> None:
+  for suffix, text in (("json", json.dumps(result, indent=2)), ("md", markdown_table(result))):
+    path = workdir / f"eval_{split}.{suffix}"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+  step = int(pathlib.Path(result["checkpoint"]).name.split("-")[-1])
+  writer = tf.summary.create_file_writer(str(workdir / "eval"))
+  with writer.as_default(step=step):
+    for name, value in result["metrics"].items():
+      tf.summary.scalar(f"eval/{split}/{name}", value)
+    tf.summary.histogram(f"eval/{split}/kl_per_dim", result["kl_per_dim"])
+  writer.flush()
