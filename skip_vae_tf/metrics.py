@@ -134,14 +134,16 @@ def importance_weighted_log_likelihood(
     log_likelihood: (x_rep (C*B, ...), z (C*B, D)) -> (C*B,) log p(x|z); rows are ordered
       sample-major (row c*B + b holds sample c of example b).
     num_samples: K.
-    chunk_size: samples drawn per decoder call (memory is O(chunk_size * B)).
+    chunk_size: samples per decoder call (decoder memory is O(chunk_size * B)); the
+      estimate does not depend on it.
     seed: int32 (2,) stateless seed.
   """
   batch = tf.shape(x)[0]
+  samples = posterior.sample(num_samples, seed=seed)  # (K, B, D): small beside the decoder.
   running = tf.fill([batch], tf.constant(-math.inf, tf.float64))
   for start in range(0, num_samples, chunk_size):
     count = min(chunk_size, num_samples - start)
-    z = posterior.sample(count, seed=seed + start)  # (C, B, D)
+    z = samples[start:start + count]
     flat_z = tf.reshape(z, [count * batch, -1])
     flat_x = tf.reshape(tf.repeat(x[None], count, axis=0), tf.concat([[-1], tf.shape(x)[1:]], 0))
     log_px_z = tf.reshape(log_likelihood(flat_x, flat_z), [count, batch])
