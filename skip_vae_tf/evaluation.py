@@ -83,14 +83,14 @@ def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
 
 def importance_weighted_nll(model: vae_lib.VAE, images: np.ndarray, num_samples: int,
                             chunk_size: int, batch_size: int, seed: int = 0,
-                            progress_every: int = 0) -> np.ndarray:
+                            progress_every: int = 0, jit_compile: bool = True) -> np.ndarray:
   """(N,) importance-weighted estimates of -log p(x) with K = num_samples, nats per example.
 
   Memory is O(chunk_size * batch_size) images; the estimate does not depend on either.
   """
   prior = model.prior()
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(jit_compile=jit_compile)
   def batch_nll(x, batch_seed):
     posterior = model.encoder(x, training=False)
     log_px = metrics.importance_weighted_log_likelihood(
@@ -192,7 +192,8 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   if iw_samples:
     start = time.time()
     nll = importance_weighted_nll(model, images, iw_samples, iw_chunk, batch_size,
-                                  seed=config.seed, progress_every=10)
+                                  seed=config.seed, progress_every=10,
+                                  jit_compile=config.train.jit_compile)
     scalars["iw_nll"] = float(np.mean(nll, dtype=np.float64))
     timings["iw_nll_seconds"] = time.time() - start
   if labels is not None and split != "train":
