@@ -187,7 +187,7 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   eval_step = make_eval_step(model, strategy, config.train.jit_compile)
   start = time.time()
   outputs = posterior_outputs(eval_step, strategy, images, batch_size)
-  scalars, kl_per_dim = latent_metrics(outputs, config.train.eval_batch_size)
+  scalars, kl_per_dim = latent_metrics(outputs, config.train.mi_minibatch_size)
   timings = {"elbo_pass_seconds": time.time() - start}
   if iw_samples:
     start = time.time()

@@ -208,11 +208,11 @@ class Trainer:
     """`evaluation.latent_metrics` of `images` (N, 28, 28, 1) in {0, 1}: (scalars, KL per dim).
 
     Every example counts once (the last partial batch exactly); the He et al. MI uses
-    minibatches of train.eval_batch_size.
+    minibatches of train.mi_minibatch_size.
     """
-    batch_size = self.config.train.eval_batch_size
-    outputs = evaluation.posterior_outputs(self._eval_step, self.strategy, images, batch_size)
-    return evaluation.latent_metrics(outputs, batch_size)
+    outputs = evaluation.posterior_outputs(self._eval_step, self.strategy, images,
+                                           self.config.train.eval_batch_size)
+    return evaluation.latent_metrics(outputs, self.config.train.mi_minibatch_size)
 
   def _log_images(self, step: int) -> None:
     count = self.config.train.num_image_samples
@@ -348,7 +348,7 @@ class Trainer:
         "test": test,
         "test_kl_per_dim": test_kl.tolist(),
         "units": "nats per example; definitions in docs/metrics.md (mi_minibatch_he2019 "
-                 f"uses minibatches of {self.config.train.eval_batch_size})",
+                 f"uses minibatches of {self.config.train.mi_minibatch_size})",
     }
     path = self.workdir / "metrics.json"
     tmp = path.with_name("metrics.json.tmp")
