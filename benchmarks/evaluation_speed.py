@@ -25,7 +25,7 @@ _MI_SIZES = flags.DEFINE_list("mi_sizes", ["1000", "8070"], "Set sizes N for the
 _ELBO_EXAMPLES = flags.DEFINE_integer("elbo_examples", 2000, "Images in the ELBO pass.")
 _IW_SAMPLES = flags.DEFINE_integer("iw_samples", 500, "K for the IW-NLL timing.")
 _IW_EXAMPLES = flags.DEFINE_integer("iw_examples", 20, "Images in the IW-NLL timing.")
-_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 50, "Importance samples per decoder call.")
+_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 25, "Importance samples per decoder call.")
 
 
 def main(argv):

@@ -21,7 +21,8 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Sp
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which weights.")
 _IW_SAMPLES = flags.DEFINE_integer("iw_samples", 500, "K for the importance-weighted NLL "
                                    "(0 skips it).", lower_bound=0)
-_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 50, "Importance samples per decoder call.",
+_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 5, "Importance samples per decoder call "
+                                 "(the decoder sees iw_chunk * batch_size images at once).",
                                  lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Examples per batch.", lower_bound=1)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder (default: the run's).")
