@@ -173,3 +173,18 @@ def resolve(config: ml_collections.ConfigDict, *, dataset: str | None = None,
       section[leaf] = value
   validate(config)
   return config
+
+
+def from_saved(saved: dict) -> ml_collections.ConfigDict:
+  """A run's saved config (config.json) over today's defaults.
+
+  Fields added since the run was started take their defaults; lists become tuples.
+  """
+  config = image_config()
+  for key, value in saved.items():
+    if isinstance(value, dict):
+      for field, field_value in value.items():
+        config[key][field] = tuple(field_value) if isinstance(field_value, list) else field_value
+    else:
+      config[key] = value
+  return config

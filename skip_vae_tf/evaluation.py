@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from skip_vae_tf import config as config_lib
 from skip_vae_tf import metrics
 from skip_vae_tf.data import images as image_data
 from skip_vae_tf.data import pipelines
@@ -152,7 +153,7 @@ def restore_model(workdir: pathlib.Path, checkpoint: str) -> tuple[
   config_path = workdir / "config.json"
   if not config_path.is_file():
     raise FileNotFoundError(f"{config_path} not found: is {workdir} a training workdir?")
-  config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  config = config_lib.from_saved(json.loads(config_path.read_text()))
   folder = workdir / ("best" if checkpoint == "best" else "checkpoints")
   path = tf.train.latest_checkpoint(str(folder))
   if path is None:

@@ -1,5 +1,7 @@
 """Config defaults, the smoke shrink, overrides and one-line errors for impossible values."""
 
+import json
+
 import pytest
 
 from skip_vae_tf import config as config_lib
@@ -40,3 +42,13 @@ def test_impossible_values_raise_config_error(path, value, message):
   config[section][key] = value
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.validate(config)
+
+
+def test_a_saved_config_loads_over_todays_defaults():
+  saved = json.loads(config_lib.image_config().to_json_best_effort())
+  del saved["train"]["mi_minibatch_size"]  # As in a run started before the field existed.
+  saved["model"]["latent_dim"] = 7
+  config = config_lib.from_saved(saved)
+  assert config.model.latent_dim == 7 and config.train.mi_minibatch_size == 500
+  assert config.model.decoder_kernel_sizes == (3,) * 8
+  config_lib.validate(config)
