@@ -113,15 +113,15 @@ def importance_weighted_nll(model: vae_lib.VAE, images: np.ndarray, num_samples:
 
 def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray,
                           eval_features: np.ndarray, eval_labels: np.ndarray,
-                          l2: float = 1e-4, max_iterations: int = 500) -> float:
+                          l2: float = 1e-4, max_iterations: int = 100) -> float:
   """Accuracy on the eval set of multinomial logistic regression fit on the train set.
 
   Features are standardised with the train statistics; the fit minimises mean
   cross-entropy + l2 * |W|^2 with L-BFGS (tfp.optimizer.lbfgs_minimize).
   """
   center, scale = train_features.mean(0), train_features.std(0) + 1e-8
-  x_train = tf.constant((train_features - center) / scale, tf.float64)
-  x_eval = tf.constant((eval_features - center) / scale, tf.float64)
+  x_train = tf.constant((train_features - center) / scale, tf.float32)
+  x_eval = tf.constant((eval_features - center) / scale, tf.float32)
   num_classes = int(max(train_labels.max(), eval_labels.max())) + 1
   dim = x_train.shape[1]
   labels = tf.constant(train_labels, tf.int64)
@@ -140,7 +140,7 @@ def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray,
     return loss, tape.gradient(loss, params)
 
   result = tfp.optimizer.lbfgs_minimize(
-      loss_and_gradient, tf.zeros([(dim + 1) * num_classes], tf.float64),
+      loss_and_gradient, tf.zeros([(dim + 1) * num_classes], tf.float32),
       max_iterations=max_iterations)
   weights, bias = unpack(result.position)
   predictions = tf.argmax(tf.matmul(x_eval, weights) + bias, axis=1).numpy()
