@@ -68,7 +68,8 @@ def main(argv):
   if _CHILD.value:
     print("RESULT " + json.dumps(measure(config)))
     return
-  print(f"machine: {os.cpu_count()} CPUs; config: {config_flags.get_config_filename(flags.FLAGS['config'])}; "
+  config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+  print(f"machine: {os.cpu_count()} CPUs; config: {config_file}; "
         f"batch {config.train.batch_size}; decoder {config.model.decoder} "
         f"{len(config.model.decoder_kernel_sizes)} layers x {config.model.decoder_channels}")
   for model in _MODELS.value:

@@ -91,9 +91,10 @@ def minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor,
   Usable inside a compiled training step. Args as `mutual_information`.
   """
   num = tf.cast(tf.shape(mean)[0], tf.float64)
-  log_q = tf.reduce_logsumexp(gaussian_log_density(z, mean, log_variance), axis=1)
-  estimate = tf.reduce_mean(negative_entropy(log_variance)) - tf.reduce_mean(log_q - tf.math.log(num))
-  return tf.cast(estimate, tf.float32)
+  log_q = (tf.reduce_logsumexp(gaussian_log_density(z, mean, log_variance), axis=1)
+           - tf.math.log(num))
+  return tf.cast(tf.reduce_mean(negative_entropy(log_variance)) - tf.reduce_mean(log_q),
+                 tf.float32)
 
 
 def mean_minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
