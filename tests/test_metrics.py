@@ -9,7 +9,7 @@ import tensorflow as tf
 from skip_vae_tf import metrics
 
 
-def _numpy_minibatch_mi(mean, log_var, z):
+def _numpy_mi(mean, log_var, z):
   """I = mean_i log q(z_i|x_i) - mean_i log (1/N sum_j q(z_i|x_j)), every density by loops."""
   n, d = mean.shape
   def log_q(zi, j):
@@ -29,7 +29,7 @@ def test_minibatch_mi_matches_brute_force():
   log_var = rng.normal(scale=0.5, size=(7, 3)) - 1.0
   z = mean + np.exp(0.5 * log_var) * rng.normal(size=(7, 3))
   estimate = metrics.minibatch_mutual_information(*(tf.constant(a) for a in (mean, log_var, z)))
-  np.testing.assert_allclose(float(estimate), _numpy_minibatch_mi(mean, log_var, z), rtol=1e-6)
+  np.testing.assert_allclose(float(estimate), _numpy_mi(mean, log_var, z), rtol=1e-6)
 
 
 def test_minibatch_mi_is_near_zero_when_the_encoder_ignores_x():
@@ -59,7 +59,7 @@ def test_mean_minibatch_mi_averages_chunks_including_a_partial_one():
   rng = np.random.default_rng(3)
   mean, log_var = rng.normal(size=(10, 2)), rng.normal(size=(10, 2)) - 1
   z = mean + rng.normal(size=(10, 2))
-  chunks = [_numpy_minibatch_mi(mean[i:i + 4], log_var[i:i + 4], z[i:i + 4]) for i in (0, 4, 8)]
+  chunks = [_numpy_mi(mean[i:i + 4], log_var[i:i + 4], z[i:i + 4]) for i in (0, 4, 8)]
   estimate = metrics.mean_minibatch_mutual_information(tf.constant(mean), tf.constant(log_var),
                                                        tf.constant(z), batch_size=4)
   np.testing.assert_allclose(estimate, np.mean(chunks), rtol=1e-6)
@@ -76,11 +76,6 @@ def test_active_units_match_numpy_variance():
   assert expected == 3
 
 
-def _numpy_full_set_mi(mean, log_var, z):
-  """Brute force: mean_i [E log q(z|x_i) closed form - log (1/N sum_j q(z_i|x_j))]."""
-  return _numpy_minibatch_mi(mean, log_var, z)
-
-
 def _random_posteriors(n, d, seed, spread=1.0):
   rng = np.random.default_rng(seed)
   mean = rng.normal(scale=spread, size=(n, d))
@@ -91,7 +86,7 @@ def _random_posteriors(n, d, seed, spread=1.0):
 
 def test_full_set_mi_matches_brute_force_for_any_tile_size():
   mean, log_var, z = _random_posteriors(37, 3, seed=5)
-  expected = _numpy_full_set_mi(mean, log_var, z)
+  expected = _numpy_mi(mean, log_var, z)
   for tile in (37, 8, 5, 1000):
     estimate = metrics.mutual_information(*(tf.constant(a) for a in (mean, log_var, z)), tile)
     np.testing.assert_allclose(estimate, expected, rtol=1e-9)
