@@ -33,6 +33,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from skip_vae_tf import evaluation  # pylint: disable=g-import-not-at-top
   from skip_vae_tf import metrics  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.data import images as image_data  # pylint: disable=g-import-not-at-top
   from skip_vae_tf.models import vae as vae_lib  # pylint: disable=g-import-not-at-top
   config = _CONFIG.value
   rng = np.random.default_rng(0)
@@ -53,18 +54,22 @@ def main(argv):
   strategy = tf.distribute.get_strategy()
   step = evaluation.make_eval_step(model, strategy, config.train.jit_compile)
   batch = config.train.eval_batch_size
-  evaluation.posterior_outputs(step, strategy, images[:2 * batch], batch)  # Warm-up.
+  data = image_data.ImageDataset("synthetic", "random binary images", train=images,
+                                 validation=images[:2 * batch],
+                                 test=images[:_IW_EXAMPLES.value],
+                                 dynamic_binarization=False, seed=0)
+  evaluation.posterior_outputs(step, strategy, data, "validation", batch)  # Warm-up.
   start = time.perf_counter()
-  evaluation.posterior_outputs(step, strategy, images, batch)
+  evaluation.posterior_outputs(step, strategy, data, "train", batch)
   seconds = time.perf_counter() - start
   forward_rate = len(images) / seconds
   print(f"ELBO pass: {1e3 * seconds / len(images):.2f} ms per image "
         f"({forward_rate:.0f} images/s, batch {batch})")
 
-  iw_images = images[:_IW_EXAMPLES.value]
+  iw_images = data.test
   def iw_seconds():
     start = time.perf_counter()
-    evaluation.importance_weighted_nll(model, iw_images, _IW_SAMPLES.value, _IW_CHUNK.value,
+    evaluation.importance_weighted_nll(model, data, "test", _IW_SAMPLES.value, _IW_CHUNK.value,
                                        batch_size=len(iw_images),
                                        jit_compile=config.train.jit_compile)
     return time.perf_counter() - start

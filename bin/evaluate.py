@@ -3,6 +3,7 @@ r"""Exact dataset-level metrics of a trained run (definitions: docs/metrics.md).
   python bin/evaluate.py --workdir=runs/omniglot_skip_vae [--split=test]
       [--checkpoint=best|latest] [--iw_samples=500]
 
+Works for image and text runs alike (text adds per-word NLLs and perplexities).
 Prints a table and writes eval_<split>.json and eval_<split>.md into the workdir, plus
 TensorBoard scalars under eval/<split>/ in WORKDIR/eval.
 """
@@ -22,9 +23,10 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which
 _IW_SAMPLES = flags.DEFINE_integer("iw_samples", 500, "K for the importance-weighted NLL "
                                    "(0 skips it).", lower_bound=0)
 _IW_CHUNK = flags.DEFINE_integer("iw_chunk", 5, "Importance samples per decoder call "
-                                 "(the decoder sees iw_chunk * batch_size images at once).",
+                                 "(the decoder sees iw_chunk * batch_size examples at once).",
                                  lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Examples per batch.", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 0, "Examples per batch (0 = the run's "
+                                   "train.eval_batch_size).", lower_bound=0)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder (default: the run's).")
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate only the first N examples "
                                      "(0 = all).", lower_bound=0)

@@ -1,20 +1,54 @@
 """Experiment configurations: defaults, the smoke shrink, and validation.
 
-Config files under `configs/` call `image_config()` and change what differs, so every
-knob has one default, here. `validate()` turns an impossible value into a
+Config files under `configs/` call `image_config()` or `text_config()` and change what
+differs, so every knob has one default, here. `validate()` turns an impossible value into a
 `ConfigError` with a one-line message before any work starts.
 """
 
 import ml_collections
 
 IMAGE_DATASETS = ("mnist", "binarized_mnist", "omniglot")
+TEXT_DATASETS = ("yahoo", "yahoo_small", "ptb")
+DATASETS = IMAGE_DATASETS + TEXT_DATASETS
 ENCODERS = ("resnet", "mlp")
 DECODERS = ("pixelcnn", "mlp")
+OPTIMIZERS = ("adam", "sgd")
 STRATEGIES = ("auto", "default", "mirrored")
 
 
 class ConfigError(ValueError):
   """A configuration value that cannot be run."""
+
+
+def _train_defaults() -> ml_collections.ConfigDict:
+  """The training section of every config (the image defaults)."""
+  train = ml_collections.ConfigDict()
+  train.batch_size = 50
+  train.eval_batch_size = 100
+  # Minibatch of the He et al. (2019) MI protocol (a metric choice, not a compute one).
+  train.mi_minibatch_size = 500
+  train.epochs = 100
+  train.max_steps = 0  # 0 = run all epochs.
+  train.optimizer = "adam"
+  train.learning_rate = 1e-3
+  # When the validation negative ELBO does not improve on its best, multiply the learning
+  # rate by this factor (1.0 = constant learning rate), down to min_learning_rate.
+  train.lr_decay_factor = 1.0
+  train.min_learning_rate = 0.0
+  train.grad_clip_norm = 5.0
+  train.kl_warmup_epochs = 0.0
+  train.kl_start_weight = 1.0
+  train.log_every_steps = 100
+  train.eval_every_epochs = 1
+  train.checkpoint_every_steps = 1000
+  train.checkpoints_to_keep = 3
+  # Validation examples shown in TensorBoard with their reconstructions, and prior samples.
+  train.num_logged_samples = 8
+  train.max_consecutive_nonfinite = 20
+  train.strategy = "auto"
+  # XLA for the per-replica loss and gradient: 1.1-1.2x examples/s on CPU (benchmarks/).
+  train.jit_compile = True
+  return train
 
 
 def image_config() -> ml_collections.ConfigDict:
@@ -48,31 +82,80 @@ def image_config() -> ml_collections.ConfigDict:
   config.model.latent_feature_maps = 1
   config.model.decoder_hidden = (1024, 1024)
 
-  config.train = ml_collections.ConfigDict()
-  config.train.batch_size = 50
-  config.train.eval_batch_size = 100
-  # Minibatch of the He et al. (2019) MI protocol (a metric choice, not a compute one).
-  config.train.mi_minibatch_size = 500
-  config.train.epochs = 100
-  config.train.max_steps = 0  # 0 = run all epochs.
-  config.train.learning_rate = 1e-3
-  config.train.grad_clip_norm = 5.0
-  config.train.kl_warmup_epochs = 0.0
-  config.train.kl_start_weight = 1.0
-  config.train.log_every_steps = 100
-  config.train.eval_every_epochs = 1
-  config.train.checkpoint_every_steps = 1000
-  config.train.checkpoints_to_keep = 3
-  config.train.num_image_samples = 8
-  config.train.max_consecutive_nonfinite = 20
-  config.train.strategy = "auto"
-  # XLA for the per-replica loss and gradient: 1.1-1.2x examples/s on CPU (benchmarks/).
-  config.train.jit_compile = True
+  config.train = _train_defaults()
   return config
+
+
+def text_config() -> ml_collections.ConfigDict:
+  """The reference's Yahoo LSTM VAE (Kim et al. 2018, as used by the Skip-VAE paper)."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "yahoo"
+  config.data.data_dir = ""
+  config.data.cache_dir = ""
+  # yahoo_small: documents of yahoo.valid held out for validation (0 = 1000).
+  config.data.validation_size = 0
+  config.data.max_train_examples = 0
+  config.data.max_eval_examples = 0
+  # Sentences are bucketed (and padded) by length in steps of this many tokens.
+  config.data.bucket_width = 10
+  # PTB: cap on the vocabulary built from train (0 = every word; Yahoo uses yahoo.dict).
+  config.data.max_vocabulary_size = 0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.skip = True
+  config.model.latent_dim = 32
+  config.model.encoder = "lstm"
+  config.model.decoder = "lstm"
+  config.model.vocab_size = 0  # Set from the data's vocabulary when training starts.
+  config.model.embedding_dim = 512
+  config.model.encoder_hidden = (1024,)
+  config.model.decoder_hidden = (1024,)
+  config.model.decoder_dropout = 0.5
+  config.model.init_scale = 0.1  # Parameters start uniform in [-0.1, 0.1].
+  config.model.max_decode_length = 100
+
+  config.train = _train_defaults()
+  config.train.batch_size = 32
+  config.train.eval_batch_size = 50
+  config.train.epochs = 30
+  config.train.optimizer = "sgd"
+  config.train.learning_rate = 1.0
+  config.train.lr_decay_factor = 0.5
+  config.train.kl_warmup_epochs = 10.0
+  config.train.kl_start_weight = 0.1
+  config.train.num_logged_samples = 4
+  return config
+
+
+def default_config(dataset: str) -> ml_collections.ConfigDict:
+  """The defaults for `dataset`: `text_config()` for text corpora, else `image_config()`."""
+  config = text_config() if dataset in TEXT_DATASETS else image_config()
+  config.data.name = dataset
+  return config
+
+
+def is_text(config: ml_collections.ConfigDict) -> bool:
+  return config.model.encoder == "lstm"
 
 
 def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks `config` in place so that a whole run takes seconds on a laptop CPU."""
+  if is_text(config):
+    config.data.max_train_examples = 256
+    config.data.max_eval_examples = 128
+    config.data.bucket_width = 40
+    config.model.latent_dim = 4
+    config.model.embedding_dim = 16
+    config.model.encoder_hidden = (32,)
+    config.model.decoder_hidden = (32,)
+    config.model.max_decode_length = 20
+    config.train.eval_batch_size = 64
+    config.train.kl_warmup_epochs = 1.0
+    _smoke_schedule(config.train)
+    return config
   config.data.max_train_examples = 256
   config.data.max_eval_examples = 128
   config.model.latent_dim = 4
@@ -83,12 +166,16 @@ def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.decoder_hidden = (32, 32)
   config.train.batch_size = 32
   config.train.eval_batch_size = 64
-  config.train.epochs = 2
-  config.train.max_steps = 0
-  config.train.log_every_steps = 4
-  config.train.checkpoint_every_steps = 5
-  config.train.num_image_samples = 4
+  _smoke_schedule(config.train)
   return config
+
+
+def _smoke_schedule(train: ml_collections.ConfigDict) -> None:
+  train.epochs = 2
+  train.max_steps = 0
+  train.log_every_steps = 4
+  train.checkpoint_every_steps = 5
+  train.num_logged_samples = 4
 
 
 def _require(condition: bool, message: str) -> None:
@@ -96,53 +183,79 @@ def _require(condition: bool, message: str) -> None:
     raise ConfigError(message)
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the first impossible value in `config`."""
-  _require(config.data.name in IMAGE_DATASETS,
-           f"unknown dataset {config.data.name!r}; choose one of {', '.join(IMAGE_DATASETS)}")
-  _require(config.model.encoder in ENCODERS,
-           f"unknown model.encoder {config.model.encoder!r}; choose one of {ENCODERS}")
-  _require(config.model.decoder in DECODERS,
-           f"unknown model.decoder {config.model.decoder!r}; choose one of {DECODERS}")
-  _require(config.train.strategy in STRATEGIES,
-           f"unknown train.strategy {config.train.strategy!r}; choose one of {STRATEGIES}")
-  positive = {
-      "model.latent_dim": config.model.latent_dim,
-      "model.decoder_channels": config.model.decoder_channels,
-      "model.latent_feature_maps": config.model.latent_feature_maps,
-      "train.batch_size": config.train.batch_size,
-      "train.eval_batch_size": config.train.eval_batch_size,
-      "train.mi_minibatch_size": config.train.mi_minibatch_size,
-      "train.epochs": config.train.epochs,
-      "train.learning_rate": config.train.learning_rate,
-      "train.grad_clip_norm": config.train.grad_clip_norm,
-      "train.log_every_steps": config.train.log_every_steps,
-      "train.eval_every_epochs": config.train.eval_every_epochs,
-      "train.checkpoint_every_steps": config.train.checkpoint_every_steps,
-      "train.checkpoints_to_keep": config.train.checkpoints_to_keep,
-      "train.max_consecutive_nonfinite": config.train.max_consecutive_nonfinite,
-  }
-  for name, value in positive.items():
-    _require(value > 0, f"{name} must be positive, got {value}")
-  non_negative = {
-      "data.max_train_examples": config.data.max_train_examples,
-      "data.max_eval_examples": config.data.max_eval_examples,
-      "data.validation_size": config.data.validation_size,
-      "train.max_steps": config.train.max_steps,
-      "train.kl_warmup_epochs": config.train.kl_warmup_epochs,
-      "train.num_image_samples": config.train.num_image_samples,
-  }
-  for name, value in non_negative.items():
-    _require(value >= 0, f"{name} must be >= 0, got {value}")
-  _require(0.0 <= config.train.kl_start_weight <= 1.0,
-           f"train.kl_start_weight must be in [0, 1], got {config.train.kl_start_weight}")
+def _validate_image_model(model: ml_collections.ConfigDict) -> None:
+  _require(model.encoder in ENCODERS,
+           f"unknown model.encoder {model.encoder!r}; choose one of {ENCODERS}")
+  _require(model.decoder in DECODERS,
+           f"unknown model.decoder {model.decoder!r}; choose one of {DECODERS}")
+  for name in ("decoder_channels", "latent_feature_maps"):
+    _require(model[name] > 0, f"model.{name} must be positive, got {model[name]}")
   for name in ("encoder_channels", "encoder_hidden", "decoder_hidden"):
-    sizes = tuple(config.model[name])
-    _require(sizes and all(s > 0 for s in sizes),
-             f"model.{name} must be a non-empty list of positive sizes, got {sizes}")
-  kernels = tuple(config.model.decoder_kernel_sizes)
+    _require_sizes(model, name)
+  kernels = tuple(model.decoder_kernel_sizes)
   _require(kernels and all(k > 0 and k % 2 == 1 for k in kernels),
            f"model.decoder_kernel_sizes must be non-empty odd positive sizes, got {kernels}")
+
+
+def _validate_text_model(config: ml_collections.ConfigDict) -> None:
+  model = config.model
+  _require(model.decoder == "lstm", f"model.decoder must be 'lstm' with model.encoder='lstm', "
+           f"got {model.decoder!r}")
+  for name in ("embedding_dim", "max_decode_length"):
+    _require(model[name] > 0, f"model.{name} must be positive, got {model[name]}")
+  _require(model.vocab_size >= 0, f"model.vocab_size must be >= 0, got {model.vocab_size}")
+  _require(0.0 <= model.decoder_dropout < 1.0,
+           f"model.decoder_dropout must be in [0, 1), got {model.decoder_dropout}")
+  _require(model.init_scale >= 0, f"model.init_scale must be >= 0, got {model.init_scale}")
+  for name in ("encoder_hidden", "decoder_hidden"):
+    _require_sizes(model, name)
+  _require(config.data.bucket_width > 0,
+           f"data.bucket_width must be positive, got {config.data.bucket_width}")
+
+
+def _require_sizes(model: ml_collections.ConfigDict, name: str) -> None:
+  sizes = tuple(model[name])
+  _require(sizes and all(s > 0 for s in sizes),
+           f"model.{name} must be a non-empty list of positive sizes, got {sizes}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first impossible value in `config`."""
+  _require(config.data.name in DATASETS,
+           f"unknown dataset {config.data.name!r}; choose one of {', '.join(DATASETS)}")
+  text_data = config.data.name in TEXT_DATASETS
+  if text_data != is_text(config):
+    kind, other = ("text", "image") if text_data else ("image", "text")
+    raise ConfigError(
+        f"dataset {config.data.name!r} is a {kind} dataset but the config is for {other} "
+        f"models (model.encoder={config.model.encoder!r}); use "
+        f"--config=configs/{config.data.name}.py")
+  if text_data:
+    _validate_text_model(config)
+  else:
+    _validate_image_model(config.model)
+  train = config.train
+  _require(train.strategy in STRATEGIES,
+           f"unknown train.strategy {train.strategy!r}; choose one of {STRATEGIES}")
+  _require(train.optimizer in OPTIMIZERS,
+           f"unknown train.optimizer {train.optimizer!r}; choose one of {OPTIMIZERS}")
+  positive = {"model.latent_dim": config.model.latent_dim}
+  positive.update((f"train.{name}", train[name]) for name in (
+      "batch_size", "eval_batch_size", "mi_minibatch_size", "epochs", "learning_rate",
+      "grad_clip_norm", "log_every_steps", "eval_every_epochs", "checkpoint_every_steps",
+      "checkpoints_to_keep", "max_consecutive_nonfinite"))
+  for name, value in positive.items():
+    _require(value > 0, f"{name} must be positive, got {value}")
+  non_negative = {f"data.{name}": config.data[name] for name in (
+      "max_train_examples", "max_eval_examples", "validation_size")}
+  non_negative.update((f"train.{name}", train[name]) for name in (
+      "max_steps", "kl_warmup_epochs", "num_logged_samples", "min_learning_rate"))
+  for name, value in non_negative.items():
+    _require(value >= 0, f"{name} must be >= 0, got {value}")
+  _require(0.0 <= train.kl_start_weight <= 1.0,
+           f"train.kl_start_weight must be in [0, 1], got {train.kl_start_weight}")
+  _require(0.0 < train.lr_decay_factor <= 1.0,
+           f"train.lr_decay_factor must be in (0, 1], got {train.lr_decay_factor}")
 
 
 def resolve(config: ml_collections.ConfigDict, *, dataset: str | None = None,
@@ -180,7 +293,7 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
 
   Fields added since the run was started take their defaults; lists become tuples.
   """
-  config = image_config()
+  config = default_config(saved["data"]["name"])
   for key, value in saved.items():
     if isinstance(value, dict):
       for field, field_value in value.items():

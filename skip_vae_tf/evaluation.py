@@ -2,8 +2,9 @@
 
 - `make_eval_step` / `posterior_outputs`: one pass over a split giving per-example ELBO
   terms and posterior parameters (the last partial batch included, exactly once).
-- `latent_metrics`: negative ELBO, reconstruction NLL, KL (nats per example), MI under
-  both protocols, active units under both conventions, KL per dimension.
+- `latent_metrics`: negative ELBO, reconstruction NLL, KL (nats per example; for text
+  also per word and the perplexity bound), MI under both protocols, active units under
+  both conventions, KL per dimension.
 - `importance_weighted_nll`: -log p(x) estimates with K importance samples.
 - `linear_probe_accuracy`: a logistic-regression probe on posterior means.
 - `evaluate_run`: all of the above for a trained run's checkpoint.
@@ -11,6 +12,7 @@ Definitions and units: docs/metrics.md.
 """
 
 import json
+import math
 import pathlib
 import time
 
@@ -22,12 +24,12 @@ import tensorflow_probability as tfp
 
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import metrics
-from skip_vae_tf.data import images as image_data
-from skip_vae_tf.data import pipelines
+from skip_vae_tf.data import datasets
 from skip_vae_tf.models import vae as vae_lib
 
+# Per-example outputs of an evaluation pass; text models add "num_tokens".
 OUTPUT_KEYS = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
-               "posterior_log_variance", "z")
+               "posterior_log_variance", "z", "num_tokens")
 SPLITS = ("train", "validation", "test")
 
 
@@ -38,7 +40,7 @@ def make_eval_step(model: vae_lib.VAE, strategy: tf.distribute.Strategy, jit_com
   @tf.function(jit_compile=jit_compile and strategy.num_replicas_in_sync == 1)
   def replica_outputs(batch):
     terms = model(batch, training=False)
-    return {k: terms[k] for k in OUTPUT_KEYS}
+    return {k: terms[k] for k in OUTPUT_KEYS if k in terms}
 
   @tf.function
   def eval_step(x):
@@ -48,19 +50,66 @@ def make_eval_step(model: vae_lib.VAE, strategy: tf.distribute.Strategy, jit_com
   return eval_step
 
 
-def posterior_outputs(eval_step, strategy: tf.distribute.Strategy, images: np.ndarray,
-                      batch_size: int) -> dict[str, np.ndarray]:
-  """Per-example OUTPUT_KEYS over all N `images`, in order: {key: (N, ...)} arrays."""
+def _in_stored_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+  """Rows computed in `order` (None = stored order) put back in stored order."""
+  if order is None:
+    return values
+  restored = np.empty_like(values)
+  restored[order] = values
+  return restored
+
+
+def posterior_outputs(eval_step, strategy: tf.distribute.Strategy, data: datasets.Dataset,
+                      split: str, batch_size: int) -> dict[str, np.ndarray]:
+  """Per-example OUTPUT_KEYS over all N examples of `split`: {key: (N, ...)} arrays, in
+  the split's stored order whatever order the batches visit them in."""
   dataset = strategy.experimental_distribute_dataset(
-      pipelines.evaluation_batches(images, batch_size))
+      data.evaluation_batches(split, batch_size))
   parts: dict[str, list[np.ndarray]] = {}
   for batch in dataset:
     for key, value in eval_step(batch).items():
       parts.setdefault(key, []).append(value.numpy())
-  outputs = {key: np.concatenate(value) for key, value in parts.items()}
-  if len(outputs["negative_elbo"]) != len(images):
-    raise AssertionError(f"evaluated {len(outputs['negative_elbo'])} of {len(images)} examples")
-  return outputs
+  expected = data.num_examples(split)
+  if sum(len(p) for p in parts["negative_elbo"]) != expected:
+    raise AssertionError(f"evaluated {sum(len(p) for p in parts['negative_elbo'])} of "
+                         f"{expected} examples")
+  order = data.evaluation_order(split)
+  return {key: _in_stored_order(np.concatenate(value), order) for key, value in parts.items()}
+
+
+def per_word_scalars(scalars: dict[str, float]) -> dict[str, float]:
+  """Adds the per-word figures of text runs to per-sentence means (else unchanged).
+
+  `num_tokens` (mean predicted tokens per sentence: words and `</s>`, not `<s>`) is
+  replaced by `words_per_sentence`; ratios of means are ratios of sums over the set:
+  reconstruction_nll_per_word, neg_elbo_per_word (nats per word),
+  perplexity_bound = exp(neg_elbo_per_word), and with `iw_nll` also iw_nll_per_word and
+  perplexity_iw = exp(iw_nll_per_word).
+  """
+  if "words_per_sentence" in scalars and "iw_nll" in scalars:
+    words = scalars["words_per_sentence"]
+    return {**scalars, "iw_nll_per_word": scalars["iw_nll"] / words,
+            "perplexity_iw": math.exp(scalars["iw_nll"] / words)}
+  if "num_tokens" not in scalars:
+    return scalars
+  scalars = dict(scalars)
+  words = scalars.pop("num_tokens")
+  scalars["words_per_sentence"] = words
+  scalars["reconstruction_nll_per_word"] = scalars["reconstruction_nll"] / words
+  scalars["neg_elbo_per_word"] = scalars["neg_elbo"] / words
+  scalars["perplexity_bound"] = math.exp(scalars["neg_elbo_per_word"])
+  return per_word_scalars(scalars) if "iw_nll" in scalars else scalars
+
+
+def units_note(config: ml_collections.ConfigDict) -> str:
+  """What the numbers of a run's reports are measured in."""
+  note = ("nats per example; definitions in docs/metrics.md (mi_minibatch_he2019 uses "
+          f"minibatches of {config.train.mi_minibatch_size})")
+  if config_lib.is_text(config):
+    note = ("nats per sentence, *_per_word in nats per word; a word is every token the "
+            "decoder predicts (the words of the sentence and </s>, not <s>; <unk> counts); "
+            "perplexities are exp(nats per word). " + note.split("; ", 1)[1])
+  return note
 
 
 def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
@@ -71,7 +120,7 @@ def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
   """
   scalars = {name: float(np.mean(outputs[key], dtype=np.float64)) for name, key in
              (("neg_elbo", "negative_elbo"), ("reconstruction_nll", "reconstruction_nll"),
-              ("kl", "kl"))}
+              ("kl", "kl"), ("num_tokens", "num_tokens")) if key in outputs}
   mean, log_variance, z = (tf.constant(outputs[k]) for k in
                            ("posterior_mean", "posterior_log_variance", "z"))
   scalars["mi_aggregate"] = metrics.mutual_information(mean, log_variance, z, tile_size)
@@ -79,36 +128,36 @@ def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
       mean, log_variance, z, minibatch_size)
   scalars["active_units_cov_ge_0.01"] = metrics.active_units(mean, 0.01)
   scalars["active_units_cov_gt_0.02"] = metrics.active_units(mean, 0.02, strict=True)
-  return scalars, outputs["kl_per_dim"].mean(axis=0, dtype=np.float64)
+  return per_word_scalars(scalars), outputs["kl_per_dim"].mean(axis=0, dtype=np.float64)
 
 
-def importance_weighted_nll(model: vae_lib.VAE, images: np.ndarray, num_samples: int,
-                            chunk_size: int, batch_size: int, seed: int = 0,
+def importance_weighted_nll(model: vae_lib.VAE, data: datasets.Dataset, split: str,
+                            num_samples: int, chunk_size: int, batch_size: int, seed: int = 0,
                             progress_every: int = 0, jit_compile: bool = True) -> np.ndarray:
-  """(N,) importance-weighted estimates of -log p(x) with K = num_samples, nats per example.
+  """(N,) importance-weighted estimates of -log p(x) with K = num_samples for the N
+  examples of `split`, in stored order; nats per example (per sentence for text).
 
-  Memory is O(chunk_size * batch_size) images; the estimate does not depend on either.
+  Memory is O(chunk_size * batch_size) decoder inputs; the estimate depends on neither.
   """
   prior = model.prior()
   # One compiled decoder call per chunk shape; the loop over chunks stays in Python so
   # that compilation does not grow with num_samples / chunk_size.
-  log_likelihood = tf.function(lambda xs, zs: model.decoder(xs, zs).log_prob(xs),
-                               jit_compile=jit_compile)
+  log_likelihood = tf.function(model.decoder.log_likelihood, jit_compile=jit_compile)
 
   def batch_nll(x, batch_seed):
     posterior = model.encoder(x, training=False)
     return -metrics.importance_weighted_log_likelihood(
         x, posterior, prior, log_likelihood, num_samples, chunk_size, batch_seed)
 
-  results, start = [], time.time()
-  for index, x in enumerate(pipelines.evaluation_batches(images, batch_size)):
+  results, start, total = [], time.time(), data.num_examples(split)
+  for index, x in enumerate(data.evaluation_batches(split, batch_size)):
     results.append(batch_nll(x, tf.constant([seed, index], tf.int32)).numpy())
     done = sum(len(r) for r in results)
     if progress_every and (index + 1) % progress_every == 0:
       rate = done / (time.time() - start)
       logging.info("IW-NLL (K=%d): %d/%d examples, %.1f examples/s, ETA %.0fs", num_samples,
-                   done, len(images), rate, (len(images) - done) / rate)
-  return np.concatenate(results)
+                   done, total, rate, (total - done) / rate)
+  return _in_stored_order(np.concatenate(results), data.evaluation_order(split))
 
 
 def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray,
@@ -163,14 +212,13 @@ def restore_model(workdir: pathlib.Path, checkpoint: str) -> tuple[
   return config, model, path
 
 
-def _split(data: image_data.ImageDataset, split: str):
-  return getattr(data, split), getattr(data, f"{split}_labels")
-
-
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
-                 iw_samples: int = 500, iw_chunk: int = 5, batch_size: int = 100,
+                 iw_samples: int = 500, iw_chunk: int = 5, batch_size: int = 0,
                  data_dir: str | None = None, max_examples: int = 0) -> dict:
   """Every metric of docs/metrics.md for one split of a trained run.
+
+  `batch_size` 0 means the run's train.eval_batch_size; `max_examples` (0 = all) caps the
+  evaluated split.
 
   Writes eval_<split>.json and eval_<split>.md into `workdir` and TensorBoard scalars
   under `eval/<split>/` in workdir/eval; returns the json content.
@@ -179,35 +227,38 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   config, model, path = restore_model(workdir_path, checkpoint)
   if data_dir is not None:
     config.data.data_dir = data_dir
-  data = image_data.load_configured(config.data, config.seed)
-  images, labels = _split(data, split)
   if max_examples:
-    images, labels = images[:max_examples], None if labels is None else labels[:max_examples]
-  logging.info("Evaluating %s (%s) on %d %s examples", path, config.model.decoder, len(images),
-               split)
+    config.data["max_train_examples" if split == "train" else "max_eval_examples"] = max_examples
+  batch_size = batch_size or config.train.eval_batch_size
+  data = datasets.load_configured(config.data, config.seed)
+  logging.info("Evaluating %s (%s) on %d %s examples", path, config.model.decoder,
+               data.num_examples(split), split)
   strategy = tf.distribute.get_strategy()
   eval_step = make_eval_step(model, strategy, config.train.jit_compile)
   start = time.time()
-  outputs = posterior_outputs(eval_step, strategy, images, batch_size)
+  outputs = posterior_outputs(eval_step, strategy, data, split, batch_size)
   scalars, kl_per_dim = latent_metrics(outputs, config.train.mi_minibatch_size)
   timings = {"elbo_pass_seconds": time.time() - start}
   if iw_samples:
     start = time.time()
-    nll = importance_weighted_nll(model, images, iw_samples, iw_chunk, batch_size,
+    nll = importance_weighted_nll(model, data, split, iw_samples, iw_chunk, batch_size,
                                   seed=config.seed, progress_every=10,
                                   jit_compile=config.train.jit_compile)
     scalars["iw_nll"] = float(np.mean(nll, dtype=np.float64))
+    scalars = per_word_scalars(scalars)
     timings["iw_nll_seconds"] = time.time() - start
+  labels = data.labels(split)
   if labels is not None and split != "train":
-    train_outputs = posterior_outputs(eval_step, strategy, data.train, batch_size)
+    train_outputs = posterior_outputs(eval_step, strategy, data, "train", batch_size)
     scalars["linear_probe_accuracy"] = linear_probe_accuracy(
-        train_outputs["posterior_mean"], data.train_labels, outputs["posterior_mean"], labels)
+        train_outputs["posterior_mean"], data.labels("train"), outputs["posterior_mean"],
+        labels)
   result = {"workdir": str(workdir_path), "checkpoint": path, "split": split,
-            "num_examples": len(images), "dataset": config.data.name,
+            "num_examples": data.num_examples(split), "dataset": config.data.name,
             "data_source": data.source, "seed": config.seed, "skip": bool(config.model.skip),
             "iw_samples": iw_samples, "metrics": scalars,
             "kl_per_dim": kl_per_dim.tolist(), "timings": timings,
-            "units": "nats per example; see docs/metrics.md"}
+            "units": units_note(config)}
   _write_reports(workdir_path, split, result)
   return result
 
@@ -216,7 +267,7 @@ def markdown_table(result: dict) -> str:
   """The metrics of an `evaluate_run` result as a Markdown table."""
   lines = [f"Evaluation of `{result['checkpoint']}` on {result['num_examples']} "
            f"{result['split']} examples ({result['dataset']}, skip={result['skip']}); "
-           "nats per example, definitions in docs/metrics.md.", "",
+           f"{result['units']}.", "",
            "| metric | value |", "|---|---|"]
   lines += [f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
             for name, value in result["metrics"].items()]

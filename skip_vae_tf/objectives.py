@@ -11,15 +11,14 @@ import tensorflow_probability as tfp
 tfd = tfp.distributions
 
 
-def elbo_terms(x: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Distribution,
-               likelihood: tfd.Distribution) -> dict[str, tf.Tensor]:
+def elbo_terms(log_likelihood: tf.Tensor, posterior: tfd.Distribution,
+               prior: tfd.Distribution) -> dict[str, tf.Tensor]:
   """Per-example ELBO terms.
 
   Args:
-    x: (B, ...) observations, the event of `likelihood`.
+    log_likelihood: (B,) log p(x|z) at one sample z ~ q(z|x), nats per example.
     posterior: q(z|x), an Independent Normal with batch (B,) and event (D,).
     prior: p(z), event (D,), broadcastable to the posterior's batch.
-    likelihood: p(x|z) at one sample z ~ q(z|x), batch (B,).
 
   Returns:
     reconstruction_nll: (B,) -log p(x|z), nats per example.
@@ -27,7 +26,7 @@ def elbo_terms(x: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Distributio
     kl_per_dim: (B, D) the KL of each latent dimension (sums to `kl`).
     negative_elbo: (B,) reconstruction_nll + kl.
   """
-  reconstruction_nll = -likelihood.log_prob(x)
+  reconstruction_nll = -log_likelihood
   kl = tfd.kl_divergence(posterior, prior)
   kl_per_dim = tfd.kl_divergence(posterior.distribution, prior.distribution)
   return {

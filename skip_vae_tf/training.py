@@ -31,8 +31,7 @@ from skip_vae_tf import evaluation
 from skip_vae_tf import metrics
 from skip_vae_tf import objectives
 from skip_vae_tf import summaries
-from skip_vae_tf.data import images as image_data
-from skip_vae_tf.data import pipelines
+from skip_vae_tf.data import datasets
 from skip_vae_tf.models import vae as vae_lib
 
 # Config sections that define what a checkpoint holds; a resume must not change them.
@@ -56,6 +55,22 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
   devices = gpus or tf.config.list_logical_devices("CPU")
   return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:
+  """Adam or plain SGD at train.learning_rate (a variable: the decay on plateau sets it)."""
+  if train_config.optimizer == "sgd":
+    return keras.optimizers.SGD(train_config.learning_rate)
+  return keras.optimizers.Adam(train_config.learning_rate)
+
+
+def _set_vocab_size(config: ml_collections.ConfigDict, vocab_size: int) -> None:
+  """Records the data's vocabulary size in the model config (0 there means 'from the data')."""
+  if config.model.vocab_size not in (0, vocab_size):
+    raise config_lib.ConfigError(
+        f"model.vocab_size={config.model.vocab_size} but the {config.data.name} vocabulary "
+        f"has {vocab_size} entries; leave model.vocab_size at 0")
+  config.model.vocab_size = vocab_size
 
 
 def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
@@ -84,6 +99,13 @@ def _drop_tensorflow_info(record) -> bool:
   return record.levelno > 20 or f"{os.sep}tensorflow{os.sep}" not in record.pathname
 
 
+def _format_rate(scalars: dict[str, float]) -> str:
+  rate = f"{scalars['examples_per_sec']:.1f} examples/s"
+  if "tokens_per_sec" in scalars:
+    rate += f", {scalars['tokens_per_sec']:.0f} tokens/s, ppl bound {scalars['perplexity_bound']:.1f}"
+  return rate
+
+
 def _format_duration(seconds: float) -> str:
   seconds = int(seconds)
   return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
@@ -97,26 +119,26 @@ class Trainer:
     self.config = config
     self.workdir = pathlib.Path(workdir)
     self.workdir.mkdir(parents=True, exist_ok=True)
+    logging.get_absl_logger().addFilter(_drop_tensorflow_info)
+    self.data = datasets.load_configured(config.data, config.seed)
+    if config_lib.is_text(config):
+      _set_vocab_size(config, self.data.vocabulary.size)
     _check_workdir_config(self.workdir, config)
     keras.utils.set_random_seed(config.seed)
-    logging.get_absl_logger().addFilter(_drop_tensorflow_info)
-
-    self.data = image_data.load_configured(config.data, config.seed)
     self.strategy = make_strategy(config.train.strategy)
     self.global_batch_size = config.train.batch_size
     if self.global_batch_size % self.strategy.num_replicas_in_sync:
       raise config_lib.ConfigError(
           f"train.batch_size={self.global_batch_size} is not divisible by the "
           f"{self.strategy.num_replicas_in_sync} replicas")
-    self.train_input = pipelines.TrainingBatches(
-        self.data.train, config.train.batch_size, config.seed, self.data.dynamic_binarization)
+    self.train_input = self.data.training_batches(config.train.batch_size, config.seed)
     self.steps_per_epoch = self.train_input.steps_per_epoch
     total = config.train.epochs * self.steps_per_epoch
     self.total_steps = min(total, config.train.max_steps) if config.train.max_steps else total
 
     with self.strategy.scope():
       self.model = vae_lib.build_vae(config.model)
-      self.optimizer = keras.optimizers.Adam(config.train.learning_rate)
+      self.optimizer = make_optimizer(config.train)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.kl_weight = tf.Variable(1.0, trainable=False, name="kl_weight")
@@ -140,7 +162,7 @@ class Trainer:
     """Returns (gradient_step, apply_step), two tf.functions.
 
     gradient_step(x) -> (stats, grads): mean loss terms over the global batch (nats per
-    example), the He et al. minibatch MI of each replica's batch (averaged over replicas),
+    example; for text also the mean `num_tokens` per sentence), the He et al. minibatch MI of each replica's batch (averaged over replicas),
     the global gradient norm before clipping, whether it is finite, and each
     replica's share of the all-reduced, clipped gradient. apply_step(grads) applies Adam.
     They are separate so that a non-finite step skips the optimizer entirely (its moments
@@ -157,8 +179,8 @@ class Trainer:
         terms = model(x, training=True)
         loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, self.kl_weight),
                                           global_batch_size=global_batch)
-      sums = {name: tf.reduce_sum(terms[name])
-              for name in ("negative_elbo", "reconstruction_nll", "kl")}
+      sums = {name: tf.reduce_sum(terms[name]) for name in
+              ("negative_elbo", "reconstruction_nll", "kl", "num_tokens") if name in terms}
       mutual_information = metrics.minibatch_mutual_information(
           terms["posterior_mean"], terms["posterior_log_variance"], terms["z"])
       return sums, mutual_information, tape.gradient(loss, model.trainable_variables)
@@ -204,32 +226,41 @@ class Trainer:
 
   # ---- evaluation --------------------------------------------------------------------
 
-  def evaluate(self, images: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-    """`evaluation.latent_metrics` of `images` (N, 28, 28, 1) in {0, 1}: (scalars, KL per dim).
+  def evaluate(self, split: str) -> tuple[dict[str, float], np.ndarray]:
+    """`evaluation.latent_metrics` of a data split: (scalars, KL per dim).
 
     Every example counts once (the last partial batch exactly); the He et al. MI uses
     minibatches of train.mi_minibatch_size.
     """
-    outputs = evaluation.posterior_outputs(self._eval_step, self.strategy, images,
+    outputs = evaluation.posterior_outputs(self._eval_step, self.strategy, self.data, split,
                                            self.config.train.eval_batch_size)
     return evaluation.latent_metrics(outputs, self.config.train.mi_minibatch_size)
 
-  def _log_images(self, step: int) -> None:
-    count = self.config.train.num_image_samples
+  def _log_samples(self, step: int) -> None:
+    count = self.config.train.num_logged_samples
     if not count:
       return
-    originals = self.data.validation[:count]
+    originals = self.data.first_examples("validation", count)
     seed = tf.constant([self.config.seed, _SAMPLE_SEED_OFFSET], tf.int32)
     reconstructions, samples = self._reconstruct_and_sample(originals, count, seed)
-    summaries.write_images(self.validation_writer, originals, reconstructions.numpy(),
-                           samples.numpy(), step)
+    summaries.write_samples(self.validation_writer, self.data, originals,
+                            reconstructions.numpy(), samples.numpy(), step)
+
+  def _decay_learning_rate(self) -> None:
+    """Multiplies the learning rate by train.lr_decay_factor (not below the minimum)."""
+    config = self.config.train
+    old = float(self.optimizer.learning_rate.numpy())
+    new = max(old * config.lr_decay_factor, config.min_learning_rate)
+    if new < old:
+      self.optimizer.learning_rate.assign(new)
+      logging.info("validation did not improve: learning rate %.4g -> %.4g", old, new)
 
   def _validate(self, step: int) -> dict[str, float]:
     start = time.time()
-    scalars, kl_per_dim = self.evaluate(self.data.validation)
+    scalars, kl_per_dim = self.evaluate("validation")
     summaries.write_scalars(self.validation_writer, scalars, step)
     summaries.write_kl_per_dim(self.validation_writer, kl_per_dim, step)
-    self._log_images(step)
+    self._log_samples(step)
     logging.info("validation at step %d: %s (%.1fs)", step,
                  ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
     if scalars["neg_elbo"] < float(self.best_validation.numpy()):
@@ -237,6 +268,8 @@ class Trainer:
       self.best_manager.save(checkpoint_number=step)
       logging.info("new best validation neg_elbo %.4f: saved %s", scalars["neg_elbo"],
                    self.best_manager.latest_checkpoint)
+    else:
+      self._decay_learning_rate()
     return scalars
 
   # ---- the loop ----------------------------------------------------------------------
@@ -256,11 +289,18 @@ class Trainer:
     model, train = self.config.model, self.config.train
     hparams = {"dataset": self.config.data.name, "skip": bool(model.skip),
                "latent_dim": model.latent_dim, "encoder": model.encoder,
-               "decoder": model.decoder, "decoder_layers": len(model.decoder_kernel_sizes),
-               "decoder_channels": model.decoder_channels,
-               "latent_feature_maps": model.latent_feature_maps,
-               "batch_size": train.batch_size, "learning_rate": train.learning_rate,
+               "decoder": model.decoder, "batch_size": train.batch_size,
+               "optimizer": train.optimizer, "learning_rate": train.learning_rate,
                "kl_warmup_epochs": float(train.kl_warmup_epochs), "seed": self.config.seed}
+    if config_lib.is_text(self.config):
+      hparams.update(decoder_layers=len(model.decoder_hidden),
+                     decoder_hidden=model.decoder_hidden[-1],
+                     embedding_dim=model.embedding_dim,
+                     decoder_dropout=float(model.decoder_dropout))
+    else:
+      hparams.update(decoder_layers=len(model.decoder_kernel_sizes),
+                     decoder_channels=model.decoder_channels,
+                     latent_feature_maps=model.latent_feature_maps)
     summaries.write_run_info(tf.summary.create_file_writer(str(self.workdir)), hparams,
                              {"data_source": self.data.source,
                               "config": "```\n" + self.config.to_json_best_effort(indent=2)
@@ -277,7 +317,7 @@ class Trainer:
                  self.global_batch_size, self.steps_per_epoch,
                  self.strategy.num_replicas_in_sync)
     config = self.config.train
-    window_start, window_steps, run_start = time.time(), 0, time.time()
+    window_start, window_steps, window_tokens, run_start = time.time(), 0, 0.0, time.time()
     consecutive_nonfinite = 0
     while step < self.total_steps:
       epoch, offset = divmod(step, self.steps_per_epoch)
@@ -290,6 +330,8 @@ class Trainer:
         step += 1
         self.step.assign(step)
         window_steps += 1
+        if "num_tokens" in result:
+          window_tokens += float(result["num_tokens"]) * self.global_batch_size
         if bool(result["finite"]):
           consecutive_nonfinite = 0
         else:
@@ -301,18 +343,23 @@ class Trainer:
                 f"(last at step {step}); the last good checkpoint is "
                 f"{self.latest_manager.latest_checkpoint}")
         if step % config.log_every_steps == 0 or step == self.total_steps:
-          elapsed = time.time() - window_start
-          rate = window_steps * self.global_batch_size / max(elapsed, 1e-9)
+          elapsed = max(time.time() - window_start, 1e-9)
+          rate = window_steps * self.global_batch_size / elapsed
           scalars = {k: float(v) for k, v in result.items() if k != "finite"}
-          scalars.update(neg_elbo=scalars.pop("negative_elbo"),
-                         kl_weight=float(self.kl_weight.numpy()), examples_per_sec=rate)
+          scalars["neg_elbo"] = scalars.pop("negative_elbo")
+          scalars = evaluation.per_word_scalars(scalars)
+          scalars.update(kl_weight=float(self.kl_weight.numpy()),
+                         learning_rate=float(self.optimizer.learning_rate.numpy()),
+                         examples_per_sec=rate)
+          if window_tokens:
+            scalars["tokens_per_sec"] = window_tokens / elapsed
           summaries.write_scalars(self.train_writer, scalars, step)
           eta = (self.total_steps - step) * self.global_batch_size / max(rate, 1e-9)
           logging.info("step %d/%d epoch %d | neg_elbo %.3f recon %.3f kl %.3f grad_norm %.3g "
-                       "| %.1f examples/s | ETA %s", step, self.total_steps, epoch + 1,
+                       "| %s | ETA %s", step, self.total_steps, epoch + 1,
                        scalars["neg_elbo"], scalars["reconstruction_nll"], scalars["kl"],
-                       scalars["grad_norm"], rate, _format_duration(eta))
-          window_start, window_steps = time.time(), 0
+                       scalars["grad_norm"], _format_rate(scalars), _format_duration(eta))
+          window_start, window_steps, window_tokens = time.time(), 0, 0.0
         if step % config.checkpoint_every_steps == 0:
           self.latest_manager.save(checkpoint_number=step)
         end_of_epoch = step % self.steps_per_epoch == 0
@@ -320,7 +367,7 @@ class Trainer:
             or step == self.total_steps):
           self._validate(step)
           self.latest_manager.save(checkpoint_number=step)
-          window_start, window_steps = time.time(), 0
+          window_start, window_steps, window_tokens = time.time(), 0, 0.0
         if step >= self.total_steps:
           break
     return self._final_metrics(step, time.time() - run_start)
@@ -333,8 +380,8 @@ class Trainer:
       self._validate(step)
     best = self.best_manager.latest_checkpoint
     self.checkpoint.restore(best).assert_existing_objects_matched()
-    validation, validation_kl = self.evaluate(self.data.validation)
-    test, test_kl = self.evaluate(self.data.test)
+    validation, validation_kl = self.evaluate("validation")
+    test, test_kl = self.evaluate("test")
     result = {
         "dataset": self.config.data.name,
         "data_source": self.data.source,
@@ -347,8 +394,7 @@ class Trainer:
         "validation_kl_per_dim": validation_kl.tolist(),
         "test": test,
         "test_kl_per_dim": test_kl.tolist(),
-        "units": "nats per example; definitions in docs/metrics.md (mi_minibatch_he2019 "
-                 f"uses minibatches of {self.config.train.mi_minibatch_size})",
+        "units": evaluation.units_note(self.config),
     }
     path = self.workdir / "metrics.json"
     tmp = path.with_name("metrics.json.tmp")

@@ -28,7 +28,8 @@ def test_negative_elbo_matches_numpy(decoder_name):
     logits = model.decoder.logits_from_maps(x, model.decoder.latent_maps(z))
   else:
     logits = model.decoder.logits(z)
-  terms = objectives.elbo_terms(x, posterior, model.prior(), decoders.bernoulli_image(logits))
+  terms = objectives.elbo_terms(decoders.bernoulli_image(logits).log_prob(x), posterior,
+                                model.prior())
 
   mean = posterior.distribution.loc.numpy().astype(np.float64)
   var = posterior.distribution.scale.numpy().astype(np.float64) ** 2

@@ -23,8 +23,10 @@ import shutil
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from skip_vae_tf.data import files
+from skip_vae_tf.data import pipelines
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -77,6 +79,26 @@ class ImageDataset:
   train_labels: np.ndarray | None = None
   validation_labels: np.ndarray | None = None
   test_labels: np.ndarray | None = None
+
+  def num_examples(self, split: str) -> int:
+    return len(getattr(self, split))
+
+  def labels(self, split: str) -> np.ndarray | None:
+    return getattr(self, f"{split}_labels")
+
+  def first_examples(self, split: str, count: int) -> np.ndarray:
+    """(count, 28, 28, 1): model inputs for the summaries' reconstructions."""
+    return getattr(self, split)[:count]
+
+  def training_batches(self, batch_size: int, seed: int) -> pipelines.TrainingBatches:
+    return pipelines.TrainingBatches(self.train, batch_size, seed, self.dynamic_binarization)
+
+  def evaluation_batches(self, split: str, batch_size: int) -> tf.data.Dataset:
+    """Every example of `split` once, in order (`evaluation_order` is None)."""
+    return pipelines.evaluation_batches(getattr(self, split), batch_size)
+
+  def evaluation_order(self, split: str) -> None:
+    del split  # Images are evaluated in their stored order.
 
 
 def binarize_once(images: np.ndarray, seed: int, stream: int) -> np.ndarray:

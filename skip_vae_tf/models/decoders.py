@@ -25,7 +25,20 @@ def bernoulli_image(logits: tf.Tensor) -> tfd.Distribution:
                          reinterpreted_batch_ndims=IMAGE_EVENT_NDIMS)
 
 
-class PixelCNNDecoder(keras.layers.Layer):
+class ImageDecoder(keras.layers.Layer):
+  """What every image decoder shares: the likelihood of x and reconstructions by sampling."""
+
+  def log_likelihood(self, x, z, training=False):
+    """(B,) log p(x|z), nats per image."""
+    del training  # No dropout or batch statistics in the image decoders.
+    return self(x, z).log_prob(x)
+
+  def reconstruct(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """What training summaries show for a posterior mean: an ancestral sample."""
+    return self.sample(z, seed)
+
+
+class PixelCNNDecoder(ImageDecoder):
   """Gated PixelCNN conditioned on z through `latent_feature_maps` projected 28x28 maps.
 
   Args:
@@ -105,7 +118,7 @@ def pixel_uniforms(seed: tf.Tensor, batch: tf.Tensor, num_pixels: int) -> tf.Ten
   return tf.random.stateless_uniform([batch, num_pixels], seed)
 
 
-class MLPDecoder(keras.layers.Layer):
+class MLPDecoder(ImageDecoder):
   """z -> ReLU hidden layers -> pixel logits; with skip, z is projected into every layer.
 
   Layer 0 sees z alone; with `skip` each later hidden layer adds U_l z to its

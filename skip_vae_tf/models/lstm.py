@@ -1,0 +1,71 @@
+"""An LSTM layer whose per-sequence inputs (z) are projected once, not at every step.
+
+For inputs [x_t, s] with s the same at every step (z in the text decoders),
+  gates_t = x_t W_x + s W_s + h_{t-1} W_h + b,  (i, f, g, o) = split(gates_t),
+  c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g),  h_t = sigmoid(o) tanh(c_t),
+which is exactly an LSTM over the concatenation [x_t, s] (same parameter count), but
+x_t W_x runs as one matrix product over all steps and s W_s once per sequence; only
+h_{t-1} W_h stays inside the recurrence (tf.scan).
+"""
+
+import keras
+import tensorflow as tf
+
+
+class LSTM(keras.layers.Layer):
+  """(B, T, F) sequence [+ (B, S) per-sequence input] -> (B, T, units) hidden states.
+
+  Args:
+    units: hidden size H.
+    static_dim: S, width of the per-sequence input (0 = none).
+    initializer: for every weight and bias.
+  """
+
+  def __init__(self, units: int, static_dim: int = 0, initializer="glorot_uniform", **kwargs):
+    super().__init__(**kwargs)
+    self.units = units
+    self.static_dim = static_dim
+    self.initializer = keras.initializers.get(initializer)
+
+  def build(self, input_shape):
+    gates = 4 * self.units
+    self.kernel = self.add_weight(shape=(input_shape[-1], gates), initializer=self.initializer,
+                                  name="kernel")
+    self.static_kernel = (self.add_weight(shape=(self.static_dim, gates),
+                                          initializer=self.initializer, name="static_kernel")
+                          if self.static_dim else None)
+    self.recurrent_kernel = self.add_weight(shape=(self.units, gates),
+                                            initializer=self.initializer,
+                                            name="recurrent_kernel")
+    self.bias = self.add_weight(shape=(gates,), initializer=self.initializer, name="bias")
+
+  def static_projection(self, static: tf.Tensor | None) -> tf.Tensor:
+    """(B, S) -> (B, 4H) gate contribution of the per-sequence input, plus the bias."""
+    if self.static_kernel is None:
+      return self.bias[None]
+    return tf.matmul(static, self.static_kernel) + self.bias
+
+  def step(self, inputs: tf.Tensor, projection: tf.Tensor,
+           state: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """One step: x_t (B, F), `static_projection` (B, 4H), (h, c) -> new (h, c)."""
+    return self._recurrence(state, tf.matmul(inputs, self.kernel) + projection)
+
+  def _recurrence(self, state, input_gates):
+    h, c = state
+    gates = input_gates + tf.matmul(h, self.recurrent_kernel)
+    i, f, g, o = tf.split(gates, 4, axis=-1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
+
+  def call(self, inputs, static=None, initial_state=None):
+    """inputs (B, T, F), static (B, S) or None, initial (h, c) or zeros -> (B, T, H)."""
+    if not self.built:
+      self.build(inputs.shape)
+    batch = tf.shape(inputs)[0]
+    if initial_state is None:
+      zeros = tf.zeros([batch, self.units], inputs.dtype)
+      initial_state = (zeros, zeros)
+    projection = self.static_projection(static)
+    input_gates = tf.einsum("btf,fg->tbg", inputs, self.kernel) + projection[None]
+    hidden, _ = tf.scan(self._recurrence, input_gates, initializer=tuple(initial_state))
+    return tf.transpose(hidden, [1, 0, 2])
