@@ -1,10 +1,12 @@
-r"""Trains a VAE or Skip-VAE on binary images; resumes when the workdir holds a run.
+r"""Trains a VAE or Skip-VAE on binary images or text; resumes when the workdir holds a run.
 
   python bin/train.py --dataset=omniglot --skip=true
+  python bin/train.py --dataset=yahoo_small --skip=true
   python bin/train.py --config=configs/omniglot_pixelcnn12.py --config.model.latent_dim=16
-  python bin/train.py --dataset=mnist --skip=false --smoke --workdir=/tmp/run
+  python bin/train.py --dataset=ptb --skip=false --smoke --workdir=/tmp/run
 
-Raw data come from --data_dir, else $SKIP_VAE_DATA_DIR, else the TFDS download route.
+Without --config, the config is configs/<dataset>.py (configs/omniglot.py without either).
+Raw data come from --data_dir, else $SKIP_VAE_DATA_DIR, else (images) the TFDS download route.
 """
 
 import os
@@ -24,6 +26,21 @@ from skip_vae_tf import config as config_lib  # pylint: disable=g-import-not-at-
 _CONFIG_ERRORS = (OSError, KeyError, AttributeError, TypeError, ValueError)
 
 
+def _default_config_file(argv: list[str]) -> str:
+  """configs/<dataset>.py for the --dataset given on the command line, else omniglot's.
+
+  Read before flag parsing because the config flag's default must exist at definition.
+  """
+  dataset = "omniglot"
+  for index, arg in enumerate(argv[1:], start=1):
+    if arg.startswith("--dataset="):
+      dataset = arg.split("=", 1)[1]
+    elif arg == "--dataset" and index + 1 < len(argv):
+      dataset = argv[index + 1]
+  path = REPO_ROOT / "configs" / f"{dataset}.py"
+  return str(path if path.is_file() else REPO_ROOT / "configs" / "omniglot.py")
+
+
 def _config_error(argv: list[str], error: Exception) -> str:
   """One line naming the --config arguments that could not be loaded or applied."""
   config_args = " ".join(a for a in argv[1:] if a.startswith("--config")) or "--config"
@@ -33,11 +50,12 @@ def _config_error(argv: list[str], error: Exception) -> str:
 
 try:  # ml_collections reads the --config.* overrides from sys.argv here, at definition.
   _CONFIG = config_flags.DEFINE_config_file(
-      "config", str(REPO_ROOT / "configs" / "omniglot.py"),
-      "Config file; override any field with --config.<path>=<value>.", lock_config=True)
+      "config", _default_config_file(sys.argv),
+      "Config file (default configs/<dataset>.py); override any field with "
+      "--config.<path>=<value>.", lock_config=True)
 except _CONFIG_ERRORS as definition_error:
   sys.exit(_config_error(sys.argv, definition_error))
-_DATASET = flags.DEFINE_enum("dataset", None, list(config_lib.IMAGE_DATASETS),
+_DATASET = flags.DEFINE_enum("dataset", None, list(config_lib.DATASETS),
                              "Dataset (overrides config.data.name).")
 _SKIP = flags.DEFINE_bool("skip", None, "Skip-VAE (true) or plain VAE (false); "
                           "overrides config.model.skip.")

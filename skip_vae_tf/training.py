@@ -183,7 +183,10 @@ class Trainer:
               ("negative_elbo", "reconstruction_nll", "kl", "num_tokens") if name in terms}
       mutual_information = metrics.minibatch_mutual_information(
           terms["posterior_mean"], terms["posterior_log_variance"], terms["z"])
-      return sums, mutual_information, tape.gradient(loss, model.trainable_variables)
+      grads = tape.gradient(loss, model.trainable_variables)
+      # Embedding gradients come as IndexedSlices; the all-reduce, clip and 1/R share
+      # below treat every gradient alike as a dense tensor.
+      return sums, mutual_information, [tf.convert_to_tensor(g) for g in grads]
 
     def replica_gradients(x):
       sums, mutual_information, grads = local_gradients(x)
