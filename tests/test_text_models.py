@@ -1,0 +1,159 @@
+"""LSTM VAE / Skip-VAE: the LSTM against numpy, masking, the skip switch, decoding."""
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from skip_vae_tf import config as config_lib
+from skip_vae_tf.data import text as text_data
+from skip_vae_tf.models import lstm
+from skip_vae_tf.models import text
+from skip_vae_tf.models import vae as vae_lib
+
+VOCAB = 23
+
+
+def _sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def _numpy_lstm(inputs, kernel, recurrent_kernel, bias, h, c):
+  """A textbook LSTM over (B, T, F) inputs, gates (i, f, g, o)."""
+  outputs = []
+  for t in range(inputs.shape[1]):
+    gates = inputs[:, t] @ kernel + h @ recurrent_kernel + bias
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    h = _sigmoid(o) * np.tanh(c)
+    outputs.append(h)
+  return np.stack(outputs, axis=1)
+
+
+def test_lstm_with_static_input_is_an_lstm_over_the_concatenation():
+  rng = np.random.default_rng(0)
+  layer = lstm.LSTM(6, static_dim=3, initializer=tf.keras.initializers.RandomUniform(-0.5, 0.5))
+  x = rng.normal(size=(2, 5, 4)).astype(np.float32)
+  s = rng.normal(size=(2, 3)).astype(np.float32)
+  h0, c0 = (rng.normal(size=(2, 6)).astype(np.float32) for _ in range(2))
+  out = layer(tf.constant(x), static=tf.constant(s), initial_state=(h0, c0)).numpy()
+  concatenated = np.concatenate([x, np.repeat(s[:, None], 5, axis=1)], axis=-1)
+  kernel = np.concatenate([layer.kernel.numpy(), layer.static_kernel.numpy()], axis=0)
+  expected = _numpy_lstm(concatenated.astype(np.float64), kernel, layer.recurrent_kernel.numpy(),
+                         layer.bias.numpy(), h0, c0)
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+  # The step API gives the same states.
+  projection = layer.static_projection(tf.constant(s))
+  state = (tf.constant(h0), tf.constant(c0))
+  for t in range(5):
+    state = layer.step(tf.constant(x[:, t]), projection, state)
+  np.testing.assert_allclose(state[0].numpy(), expected[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def _model_config(skip: bool, layers: int = 2) -> ml_collections.ConfigDict:
+  config = config_lib.apply_smoke(config_lib.text_config()).model
+  config.vocab_size, config.skip, config.decoder_dropout = VOCAB, skip, 0.0
+  config.decoder_hidden = (7,) * layers
+  config.encoder_hidden = (9,)
+  return config
+
+
+def _padded_batch(rng, lengths):
+  """Sentences `<s> w.. </s>` of the given total lengths, right-padded."""
+  batch = np.zeros((len(lengths), max(lengths)), np.int32)
+  for row, length in enumerate(lengths):
+    batch[row, 0], batch[row, length - 1] = text_data.BOS_ID, text_data.EOS_ID
+    batch[row, 1:length - 1] = rng.integers(4, VOCAB, size=length - 2)
+  return batch
+
+
+def _log_softmax(logits):
+  logits = logits.astype(np.float64)
+  shifted = logits - logits.max(-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_padded_batch_scores_like_its_sentences_one_by_one(skip):
+  model = vae_lib.build_vae(_model_config(skip))
+  rng = np.random.default_rng(1)
+  lengths = [3, 9, 6, 2]
+  batch = _padded_batch(rng, lengths)
+  z = tf.constant(rng.normal(size=(4, model.latent_dim)), tf.float32)
+  batched = model.decoder.log_likelihood(tf.constant(batch), z).numpy()
+  for row, length in enumerate(lengths):
+    sentence = batch[row:row + 1, :length]
+    logits = model.decoder.logits(tf.constant(sentence), z[row:row + 1]).numpy()[0]
+    targets = sentence[0, 1:]
+    expected = _log_softmax(logits)[np.arange(length - 1), targets].sum()
+    assert batched[row] == pytest.approx(expected, rel=1e-5, abs=1e-4)
+  # The tfd likelihood equals the masked sparse cross-entropy.
+  logits = model.decoder.logits(tf.constant(batch), z)
+  mask = tf.cast(batch[:, 1:] != text_data.PAD_ID, tf.float32)
+  cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(batch[:, 1:], logits)
+  np.testing.assert_allclose(batched, -tf.reduce_sum(mask * cross_entropy, 1), rtol=1e-5)
+  terms = model(tf.constant(batch))
+  np.testing.assert_array_equal(terms["num_tokens"], np.array(lengths) - 1)
+
+
+def test_encoder_reads_each_sentence_at_its_last_token():
+  model = vae_lib.build_vae(_model_config(True))
+  rng = np.random.default_rng(2)
+  lengths = [4, 10, 7]
+  batch = _padded_batch(rng, lengths)
+  means = model.encoder(tf.constant(batch)).distribution.loc.numpy()
+  for row, length in enumerate(lengths):
+    alone = model.encoder(tf.constant(batch[row:row + 1, :length])).distribution.loc.numpy()
+    np.testing.assert_allclose(means[row], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def _z_gradient_without_first_layer_route(model, batch, z):
+  """|d log p(x|z) / d z| after cutting z's routes into the first LSTM layer."""
+  decoder = model.decoder
+  decoder.lstms[0].static_kernel.assign(tf.zeros_like(decoder.lstms[0].static_kernel))
+  for weight in decoder.initial_hidden.weights:
+    weight.assign(tf.zeros_like(weight))
+  with tf.GradientTape() as tape:
+    tape.watch(z)
+    log_likelihood = tf.reduce_sum(decoder.log_likelihood(batch, z))
+  return float(tf.reduce_max(tf.abs(tape.gradient(log_likelihood, z))))
+
+
+def test_skip_switch_routes_z_into_every_layer_and_the_softmax():
+  layers, latent = 3, 4
+  plain, skip = (vae_lib.build_vae(_model_config(s, layers)) for s in (False, True))
+  assert [layer.static_dim for layer in plain.decoder.lstms] == [latent, 0, 0]
+  assert [layer.static_dim for layer in skip.decoder.lstms] == [latent] * layers
+  assert plain.decoder.z_to_output is None and skip.decoder.z_to_output is not None
+  # Exactly the extra input widths: z (D) into LSTM layers 2.. (4 gates each) and the softmax.
+  extra = sum(latent * 4 * units for units in (7,) * (layers - 1)) + latent * VOCAB
+  assert skip.count_params() - plain.count_params() == extra
+
+  rng = np.random.default_rng(3)
+  batch = tf.constant(_padded_batch(rng, [5, 8]))
+  z = tf.constant(rng.normal(size=(2, latent)), tf.float32)
+  assert _z_gradient_without_first_layer_route(plain, batch, z) == 0.0
+  assert _z_gradient_without_first_layer_route(skip, batch, z) > 1e-4
+  # With only the softmax route left, z still reaches the likelihood under skip.
+  for layer in skip.decoder.lstms[1:]:
+    layer.static_kernel.assign(tf.zeros_like(layer.static_kernel))
+  assert _z_gradient_without_first_layer_route(skip, batch, z) > 1e-4
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_greedy_decode_is_the_argmax_of_the_teacher_forced_model(skip):
+  model = vae_lib.build_vae(_model_config(skip))
+  z = tf.constant(np.random.default_rng(4).normal(size=(3, model.latent_dim)), tf.float32)
+  decoded = model.decoder.greedy(z).numpy()
+  assert decoded.shape == (3, model.decoder.max_decode_length)
+  inputs = np.concatenate([np.full((3, 1), text_data.BOS_ID, np.int32), decoded], axis=1)
+  argmax = tf.argmax(model.decoder.logits(tf.constant(inputs), z), axis=-1).numpy()
+  for row in range(3):
+    ended = np.flatnonzero(decoded[row] == text_data.EOS_ID)
+    stop = ended[0] + 1 if len(ended) else decoded.shape[1]
+    np.testing.assert_array_equal(decoded[row, :stop], argmax[row, :stop])
+    assert np.all(decoded[row, stop:] == text_data.PAD_ID)
+  seed = tf.constant([1, 2])
+  sampled = model.decoder.sample(z, seed).numpy()
+  np.testing.assert_array_equal(sampled, model.decoder.sample(z, seed).numpy())
+  assert sampled.min() >= 0 and sampled.max() < VOCAB
