@@ -195,7 +195,8 @@ class Trainer:
       grad_norm = tf.linalg.global_norm(grads)
       clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
       # The optimizer sums gradients over replicas again: hand each replica its share.
-      share = [g / strategy.num_replicas_in_sync for g in clipped]
+      replicas = strategy.num_replicas_in_sync
+      share = [g / replicas for g in clipped] if replicas > 1 else clipped
       return sums, mutual_information, grad_norm, share
 
     @tf.function

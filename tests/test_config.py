@@ -18,6 +18,33 @@ def test_image_defaults_match_the_official_code():
   config_lib.validate(config)
 
 
+def test_text_defaults_match_the_reference():
+  config = config_lib.default_config("ptb")
+  assert config.data.name == "ptb" and config_lib.is_text(config)
+  assert config.model.embedding_dim == 512 and config.model.latent_dim == 32
+  assert tuple(config.model.encoder_hidden) == tuple(config.model.decoder_hidden) == (1024,)
+  assert config.model.decoder_dropout == 0.5 and config.model.init_scale == 0.1
+  assert config.train.batch_size == 32 and config.train.optimizer == "sgd"
+  assert config.train.learning_rate == 1.0 and config.train.grad_clip_norm == 5.0
+  assert config.train.kl_start_weight == 0.1 and config.train.kl_warmup_epochs == 10
+  assert config.train.lr_decay_factor == 0.5
+  config_lib.validate(config)
+  smoke = config_lib.apply_smoke(config)
+  assert smoke.model.decoder_hidden == (32,) and smoke.data.max_train_examples == 256
+  config_lib.validate(smoke)
+
+
+def test_a_dataset_of_the_other_modality_is_refused():
+  config = config_lib.image_config()
+  config.data.name = "yahoo_small"
+  with pytest.raises(config_lib.ConfigError, match="text dataset but the config is for image"):
+    config_lib.validate(config)
+  config = config_lib.text_config()
+  config.data.name = "omniglot"
+  with pytest.raises(config_lib.ConfigError, match="configs/omniglot.py"):
+    config_lib.validate(config)
+
+
 def test_resolve_applies_flags_then_smoke_then_explicit_overrides():
   config = config_lib.resolve(config_lib.image_config(), dataset="mnist", skip=False,
                               data_dir="/data", smoke=True,
@@ -35,6 +62,8 @@ def test_resolve_applies_flags_then_smoke_then_explicit_overrides():
     ("model.decoder_kernel_sizes", (3, 4), "odd"),
     ("train.kl_start_weight", 2.0, "kl_start_weight"),
     ("train.strategy", "tpu", "unknown train.strategy"),
+    ("train.optimizer", "rmsprop", "unknown train.optimizer"),
+    ("train.lr_decay_factor", 0.0, "lr_decay_factor must be in"),
 ])
 def test_impossible_values_raise_config_error(path, value, message):
   config = config_lib.image_config()
@@ -52,3 +81,6 @@ def test_a_saved_config_loads_over_todays_defaults():
   assert config.model.latent_dim == 7 and config.train.mi_minibatch_size == 500
   assert config.model.decoder_kernel_sizes == (3,) * 8
   config_lib.validate(config)
+  text = json.loads(config_lib.default_config("yahoo_small").to_json_best_effort())
+  restored = config_lib.from_saved(text)
+  assert config_lib.is_text(restored) and restored.model.decoder_hidden == (1024,)

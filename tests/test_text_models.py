@@ -87,11 +87,9 @@ def test_padded_batch_scores_like_its_sentences_one_by_one(skip):
     targets = sentence[0, 1:]
     expected = _log_softmax(logits)[np.arange(length - 1), targets].sum()
     assert batched[row] == pytest.approx(expected, rel=1e-5, abs=1e-4)
-  # The tfd likelihood equals the masked sparse cross-entropy.
-  logits = model.decoder.logits(tf.constant(batch), z)
-  mask = tf.cast(batch[:, 1:] != text_data.PAD_ID, tf.float32)
-  cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(batch[:, 1:], logits)
-  np.testing.assert_allclose(batched, -tf.reduce_sum(mask * cross_entropy, 1), rtol=1e-5)
+  # The masked sparse cross-entropy the model trains on equals the tfd likelihood.
+  tfd_log_prob = model.decoder(tf.constant(batch), z).log_prob(batch[:, 1:])
+  np.testing.assert_allclose(batched, tfd_log_prob, rtol=1e-5)
   terms = model(tf.constant(batch))
   np.testing.assert_array_equal(terms["num_tokens"], np.array(lengths) - 1)
 
@@ -157,3 +155,16 @@ def test_greedy_decode_is_the_argmax_of_the_teacher_forced_model(skip):
   sampled = model.decoder.sample(z, seed).numpy()
   np.testing.assert_array_equal(sampled, model.decoder.sample(z, seed).numpy())
   assert sampled.min() >= 0 and sampled.max() < VOCAB
+
+
+def test_dropout_drops_at_its_rate_keeps_the_mean_and_is_off_at_evaluation():
+  layer = text.Dropout(0.5)
+  x = tf.ones([200, 500])
+  dropped = layer(x, training=True).numpy()
+  assert set(np.unique(dropped)) == {0.0, 2.0}
+  assert np.mean(dropped == 0.0) == pytest.approx(0.5, abs=0.01)
+  assert dropped.mean() == pytest.approx(1.0, abs=0.02)
+  assert not np.array_equal(dropped, layer(x, training=True).numpy())  # Fresh draws per call.
+  np.testing.assert_array_equal(layer(x, training=False), x)
+  compiled = tf.function(lambda t: layer(t, training=True), jit_compile=True)
+  assert np.mean(compiled(x).numpy() == 0.0) == pytest.approx(0.5, abs=0.01)

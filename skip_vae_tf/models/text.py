@@ -48,6 +48,28 @@ def masked_categorical(logits: tf.Tensor, mask: tf.Tensor) -> tfd.Distribution:
                          reinterpreted_batch_ndims=1)
 
 
+class Dropout(keras.layers.Layer):
+  """Inverted dropout drawn with an explicit Philox stateless RNG.
+
+  Keras' Dropout draws through TF's 'auto' RNG algorithm, which XLA on CPU runs about 20x
+  slower than Philox (0.3 s vs 15 ms per 1.3M draws here): with it, dropout alone took a
+  fifth of a compiled Yahoo training step. The seed state is a Keras SeedGenerator
+  variable, so it is checkpointed like any weight.
+  """
+
+  def __init__(self, rate: float, **kwargs):
+    super().__init__(**kwargs)
+    self.rate = rate
+    self.seed_generator = keras.random.SeedGenerator(name="seed_generator")
+
+  def call(self, x, training=False):
+    if not training or not self.rate:
+      return x
+    seed = tf.cast(self.seed_generator.next(), tf.int64)
+    keep = tf.random.stateless_uniform(tf.shape(x), seed, alg="philox") >= self.rate
+    return tf.where(keep, x / (1.0 - self.rate), tf.zeros_like(x))
+
+
 class LSTMEncoder(keras.layers.Layer):
   """Word embeddings -> stacked LSTMs; the top layer's state at each sentence's last token
   (`</s>`) -> q(z|x), a diagonal Gaussian with event shape (D,)."""
@@ -99,7 +121,7 @@ class LSTMDecoder(keras.layers.Layer):
     self.lstms = layer_lists.tracked(self, "lstm", [
         lstm.LSTM(units, static_dim=latent_dim if (i == 0 or skip) else 0, initializer=init,
                   name=f"lstm{i}") for i, units in enumerate(hidden)])
-    self.dropout = keras.layers.Dropout(dropout)
+    self.dropout = Dropout(dropout, name="dropout")
     self.output_layer = keras.layers.Dense(vocab_size, kernel_initializer=init,
                                            bias_initializer=init, name="output")
     # [h, z] W = h W_h + z W_z: the skip model's softmax input, without the concatenation.
@@ -133,8 +155,16 @@ class LSTMDecoder(keras.layers.Layer):
                               tf.not_equal(targets, text_data.PAD_ID))
 
   def log_likelihood(self, x, z, training=False):
-    """(B,) log p(x|z), nats per sentence (padding excluded)."""
-    return self(x, z, training=training).log_prob(x[:, 1:])
+    """(B,) log p(x|z), nats per sentence (padding excluded).
+
+    The masked sparse cross-entropy, equal to `self(x, z).log_prob(x[:, 1:])` (a test
+    checks it) but without tfd.Categorical's broadcast copy of the (B, T, V) logits.
+    """
+    targets = x[:, 1:]
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        targets, self.logits(x, z, training))
+    mask = tf.cast(tf.not_equal(targets, text_data.PAD_ID), cross_entropy.dtype)
+    return -tf.reduce_sum(mask * cross_entropy, axis=1)
 
   def num_tokens(self, x):
     return num_predicted_tokens(x)
