@@ -34,6 +34,10 @@ class VAE(keras.Model):
     self.decoder = decoder
     self.latent_dim = latent_dim
 
+  def build(self, input_shape):
+    """Nothing to create here: the encoder and decoder build on the first call."""
+    del input_shape
+
   def prior(self) -> tfd.Distribution:
     return tfd.Independent(tfd.Normal(tf.zeros([self.latent_dim]), 1.0),
                            reinterpreted_batch_ndims=1)
