@@ -51,24 +51,29 @@ def _train_defaults() -> ml_collections.ConfigDict:
   return train
 
 
-def image_config() -> ml_collections.ConfigDict:
-  """The official Skip-VAE code's image defaults (8 gated layers, latent 20)."""
+def _seed_and_data(name: str) -> ml_collections.ConfigDict:
+  """A config holding the seed and the data section every dataset has."""
   config = ml_collections.ConfigDict()
   config.seed = 0
-
   config.data = ml_collections.ConfigDict()
-  config.data.name = "omniglot"
-  # Where the raw files are; '' means $SKIP_VAE_DATA_DIR, else the TFDS download route.
+  config.data.name = name
+  # Where the raw files are; '' means $SKIP_VAE_DATA_DIR, else (images) the TFDS download route.
   config.data.data_dir = ""
   # Where prepared arrays/TFDS records are cached; '' means $SKIP_VAE_CACHE_DIR,
   # else ~/.cache/skip_vae_tf.
   config.data.cache_dir = ""
-  # Examples held out of the training split for validation (mnist: 10000,
-  # omniglot: 2000 when 0); binarized_mnist has its own validation split.
+  # Examples held out for validation when 0 means the dataset's default: mnist 10000,
+  # omniglot 2000, yahoo_small 1000 documents of yahoo.valid; others have their own split.
   config.data.validation_size = 0
   # Caps on split sizes (0 = the whole split); the smoke config uses them.
   config.data.max_train_examples = 0
   config.data.max_eval_examples = 0
+  return config
+
+
+def image_config() -> ml_collections.ConfigDict:
+  """The official Skip-VAE code's image defaults (8 gated layers, latent 20)."""
+  config = _seed_and_data("omniglot")
 
   config.model = ml_collections.ConfigDict()
   config.model.skip = True
@@ -88,17 +93,7 @@ def image_config() -> ml_collections.ConfigDict:
 
 def text_config() -> ml_collections.ConfigDict:
   """The reference's Yahoo LSTM VAE (Kim et al. 2018, as used by the Skip-VAE paper)."""
-  config = ml_collections.ConfigDict()
-  config.seed = 0
-
-  config.data = ml_collections.ConfigDict()
-  config.data.name = "yahoo"
-  config.data.data_dir = ""
-  config.data.cache_dir = ""
-  # yahoo_small: documents of yahoo.valid held out for validation (0 = 1000).
-  config.data.validation_size = 0
-  config.data.max_train_examples = 0
-  config.data.max_eval_examples = 0
+  config = _seed_and_data("yahoo")
   # Sentences are bucketed (and padded) by length in steps of this many tokens.
   config.data.bucket_width = 10
   # PTB: cap on the vocabulary built from train (0 = every word; Yahoo uses yahoo.dict).
