@@ -42,7 +42,7 @@ def make_eval_step(model: vae_lib.VAE, strategy: tf.distribute.Strategy, jit_com
     terms = model(batch, training=False)
     return {k: terms[k] for k in OUTPUT_KEYS if k in terms}
 
-  @tf.function
+  @tf.function(reduce_retracing=True)  # One trace for every batch shape.
   def eval_step(x):
     outputs = strategy.run(replica_outputs, args=(x,))
     return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}

@@ -199,7 +199,9 @@ class Trainer:
       share = [g / replicas for g in clipped] if replicas > 1 else clipped
       return sums, mutual_information, grad_norm, share
 
-    @tf.function
+    # Text batches come in one shape per length bucket: trace once for all of them (XLA
+    # still compiles local_gradients once per shape).
+    @tf.function(reduce_retracing=True)
     def gradient_step(x):
       sums, mutual_information, grad_norm, share = strategy.run(replica_gradients, args=(x,))
       stats = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
