@@ -22,9 +22,9 @@ _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Sp
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which weights.")
 _IW_SAMPLES = flags.DEFINE_integer("iw_samples", 500, "K for the importance-weighted NLL "
                                    "(0 skips it).", lower_bound=0)
-_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 5, "Importance samples per decoder call "
-                                 "(the decoder sees iw_chunk * batch_size examples at once).",
-                                 lower_bound=1)
+_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 0, "Importance samples per decoder call (the "
+                                 "decoder sees iw_chunk * batch_size examples at once; 0 = "
+                                 "about 500 images or 64 sentences).", lower_bound=0)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 0, "Examples per batch (0 = the run's "
                                    "train.eval_batch_size).", lower_bound=0)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder (default: the run's).")

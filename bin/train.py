@@ -106,6 +106,9 @@ def main(argv):
         [tf.config.LogicalDeviceConfiguration()] * _CPU_DEVICES.value)
   try:
     training.train_and_evaluate(config, workdir)
+  except training.TrainingInterrupted as interrupted:
+    print(f"train.py: stopped: {interrupted}", file=sys.stderr)
+    sys.exit(128 + interrupted.signal_number)
   except (config_lib.ConfigError, files.DataFileError, training.WorkdirMismatchError,
           training.NonFiniteLossError) as error:
     sys.exit(f"train.py: error: {error}")

@@ -196,6 +196,13 @@ def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray,
   return float(np.mean(predictions == eval_labels))
 
 
+def default_iw_chunk(config: ml_collections.ConfigDict, batch_size: int) -> int:
+  """Importance samples per decoder call so that a call sees about 500 images or 64
+  sentences (a sentence's logits hold length x vocabulary floats: 64 Yahoo documents of
+  200 tokens are 1 GB)."""
+  return max(1, (64 if config_lib.is_text(config) else 500) // batch_size)
+
+
 def restore_model(workdir: pathlib.Path, checkpoint: str) -> tuple[
     ml_collections.ConfigDict, vae_lib.VAE, str]:
   """(config, model, checkpoint path) of a run, with the 'best' or 'latest' weights."""
@@ -213,12 +220,13 @@ def restore_model(workdir: pathlib.Path, checkpoint: str) -> tuple[
 
 
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
-                 iw_samples: int = 500, iw_chunk: int = 5, batch_size: int = 0,
+                 iw_samples: int = 500, iw_chunk: int = 0, batch_size: int = 0,
                  data_dir: str | None = None, max_examples: int = 0) -> dict:
   """Every metric of docs/metrics.md for one split of a trained run.
 
-  `batch_size` 0 means the run's train.eval_batch_size; `max_examples` (0 = all) caps the
-  evaluated split.
+  `batch_size` 0 means the run's train.eval_batch_size; `iw_chunk` 0 means decoder calls
+  of about 500 images or 64 sentences (`default_iw_chunk`); `max_examples` (0 = all) caps
+  the evaluated split.
 
   Writes eval_<split>.json and eval_<split>.md into `workdir` and TensorBoard scalars
   under `eval/<split>/` in workdir/eval; returns the json content.
@@ -230,6 +238,7 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   if max_examples:
     config.data["max_train_examples" if split == "train" else "max_eval_examples"] = max_examples
   batch_size = batch_size or config.train.eval_batch_size
+  iw_chunk = iw_chunk or default_iw_chunk(config, batch_size)
   data = datasets.load_configured(config.data, config.seed)
   logging.info("Evaluating %s (%s) on %d %s examples", path, config.model.decoder,
                data.num_examples(split), split)

@@ -3,7 +3,8 @@
 One code path for one device (the default strategy) and several (MirroredStrategy).
 Per-example losses are averaged with the global batch size; gradients are all-reduced,
 clipped by their global norm, and applied by Adam. A step whose gradient norm is not
-finite applies no update and is counted. The KL weight lives in a tf.Variable set
+finite applies no update and is counted. SIGTERM/SIGINT stop the loop at the next step
+boundary after a checkpoint (`TrainingInterrupted`). The KL weight lives in a tf.Variable set
 before each step from the linear warm-up schedule.
 
 Workdir layout:
@@ -30,6 +31,7 @@ from skip_vae_tf import config as config_lib
 from skip_vae_tf import evaluation
 from skip_vae_tf import metrics
 from skip_vae_tf import objectives
+from skip_vae_tf import stop_signals
 from skip_vae_tf import summaries
 from skip_vae_tf.data import datasets
 from skip_vae_tf.models import vae as vae_lib
@@ -45,6 +47,14 @@ class WorkdirMismatchError(RuntimeError):
 
 class NonFiniteLossError(RuntimeError):
   """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+class TrainingInterrupted(RuntimeError):
+  """SIGTERM or SIGINT stopped the run after writing a checkpoint; `signal_number` says which."""
+
+  def __init__(self, message: str, signal_number: int):
+    super().__init__(message)
+    self.signal_number = signal_number
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -313,7 +323,24 @@ class Trainer:
                                         + "\n```"})
 
   def train(self) -> dict:
-    """Trains to `total_steps` (resuming if the workdir holds a checkpoint); returns metrics."""
+    """Trains to `total_steps` (resuming if the workdir holds a checkpoint); returns metrics.
+
+    Raises:
+      TrainingInterrupted: SIGTERM/SIGINT arrived; a checkpoint of the last finished step
+        was written first.
+    """
+    with stop_signals.StopRequests() as stop:
+      return self._train(stop)
+
+  def _stop(self, stop: stop_signals.StopRequests, step: int) -> None:
+    latest = self.latest_manager.latest_checkpoint
+    if latest is None or not latest.endswith(f"-{step}"):
+      self.latest_manager.save(checkpoint_number=step)
+    raise TrainingInterrupted(
+        f"{stop.signal_name} received: saved {self.latest_manager.latest_checkpoint} at step "
+        f"{step}; run the same command to resume", stop.signal_number)
+
+  def _train(self, stop: stop_signals.StopRequests) -> dict:
     step = self._restore()
     if step == 0:
       self._write_run_info()
@@ -374,6 +401,8 @@ class Trainer:
           self._validate(step)
           self.latest_manager.save(checkpoint_number=step)
           window_start, window_steps, window_tokens = time.time(), 0, 0.0
+        if stop.requested:
+          self._stop(stop, step)
         if step >= self.total_steps:
           break
     return self._final_metrics(step, time.time() - run_start)

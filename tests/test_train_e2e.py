@@ -1,11 +1,13 @@
 """bin/train.py end to end on real Omniglot: outputs, TensorBoard tags, resume, MirroredStrategy,
-and one-line errors for bad flags and data."""
+checkpoint on SIGTERM/SIGINT, and one-line errors for bad flags and data."""
 
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
@@ -115,3 +117,31 @@ def test_missing_data_stops_with_a_clear_error(tmp_path, cache_dir):
   result = _run(["--smoke", f"--workdir={tmp_path / 'run'}"], tmp_path, tmp_path / "cache")
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "missing data file omniglot/images_background.npz" in result.stderr
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_writes_a_checkpoint_and_the_run_resumes(signal_number, tmp_path,
+                                                               data_dir, cache_dir):
+  args = ["--smoke", "--dataset=omniglot", "--config.train.epochs=50",
+          "--config.train.log_every_steps=1", f"--workdir={tmp_path}"]
+  env = dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
+             TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen([sys.executable, TRAIN, *args], env=env, stderr=subprocess.PIPE,
+                             text=True)
+  try:
+    deadline = time.time() + 300
+    for line in process.stderr:  # Wait until training runs (step 3 logged), then signal.
+      if "step 3/" in line or time.time() > deadline:
+        break
+    process.send_signal(signal_number)
+    rest = process.communicate(timeout=120)[1]
+  finally:
+    process.kill()
+  assert process.returncode == 128 + signal_number
+  stopped = next(l for l in rest.splitlines() if l.startswith("train.py: stopped:"))
+  step = int(stopped.split(" at step ")[1].split(";")[0])
+  assert step >= 3 and (tmp_path / "checkpoints" / f"ckpt-{step}.index").exists()
+  assert "Traceback" not in rest
+  resumed = _run([*args[:2], "--config.train.epochs=2", *args[3:]], data_dir, cache_dir)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"Resumed from step {step}" in resumed.stderr
