@@ -24,6 +24,7 @@ SCALAR_DESCRIPTIONS = {
     "examples_per_sec": "training throughput since the previous log line",
     "tokens_per_sec": "training throughput in predicted tokens (words and </s>) per second",
     "learning_rate": "optimizer learning rate (decayed when validation stops improving)",
+    "skipped_steps": "steps whose gradient norm was not finite (no update applied), in total",
     "words_per_sentence": "mean tokens predicted per sentence: its words and </s>, not <s>",
     "reconstruction_nll_per_word": "-log p(x|z) summed over the set / words, nats per word",
     "neg_elbo_per_word": "negative ELBO summed over the set / words, nats per word",

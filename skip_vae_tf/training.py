@@ -153,9 +153,11 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       self.kl_weight = tf.Variable(1.0, trainable=False, name="kl_weight")
       self.best_validation = tf.Variable(math.inf, trainable=False, name="best_validation")
+      self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                           step=self.step, kl_weight=self.kl_weight,
-                                          best_validation=self.best_validation)
+                                          best_validation=self.best_validation,
+                                          skipped_steps=self.skipped_steps)
     self.latest_manager = tf.train.CheckpointManager(
         self.checkpoint, str(self.workdir / "checkpoints"), config.train.checkpoints_to_keep)
     self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / "best"), 1)
@@ -234,10 +236,13 @@ class Trainer:
 
     Returns the mean negative ELBO, reconstruction NLL and KL over the batch (nats per
     example), the minibatch MI estimate, the gradient norm before clipping, and `finite`.
+    A skipped step adds one to `skipped_steps` (checkpointed, logged as a train scalar).
     """
     stats, grads = self._gradient_step(batch)
     if bool(stats["finite"]):
       self._apply_step(grads)
+    else:
+      self.skipped_steps.assign_add(1)
     return stats
 
   # ---- evaluation --------------------------------------------------------------------
@@ -383,6 +388,7 @@ class Trainer:
           scalars = evaluation.per_word_scalars(scalars)
           scalars.update(kl_weight=float(self.kl_weight.numpy()),
                          learning_rate=float(self.optimizer.learning_rate.numpy()),
+                         skipped_steps=float(self.skipped_steps.numpy()),
                          examples_per_sec=rate)
           if window_tokens:
             scalars["tokens_per_sec"] = window_tokens / elapsed

@@ -37,8 +37,10 @@ def test_non_finite_step_skips_the_update(trainer):
   weights = [v.numpy() for v in trainer.model.trainable_variables]
   iterations = int(trainer.optimizer.iterations.numpy())
   poisoned = tf.tensor_scatter_nd_update(batch, [[0, 0, 0, 0]], [np.nan])
+  skipped = int(trainer.skipped_steps.numpy())
   stats = trainer.train_step(poisoned)
   assert not bool(stats["finite"])
+  assert int(trainer.skipped_steps.numpy()) == skipped + 1
   assert int(trainer.optimizer.iterations.numpy()) == iterations
   for before, variable in zip(weights, trainer.model.trainable_variables):
     np.testing.assert_array_equal(before, variable.numpy())
