@@ -86,19 +86,17 @@ def per_word_scalars(scalars: dict[str, float]) -> dict[str, float]:
   perplexity_bound = exp(neg_elbo_per_word), and with `iw_nll` also iw_nll_per_word and
   perplexity_iw = exp(iw_nll_per_word).
   """
-  if "words_per_sentence" in scalars and "iw_nll" in scalars:
-    words = scalars["words_per_sentence"]
-    return {**scalars, "iw_nll_per_word": scalars["iw_nll"] / words,
-            "perplexity_iw": math.exp(scalars["iw_nll"] / words)}
-  if "num_tokens" not in scalars:
-    return scalars
   scalars = dict(scalars)
-  words = scalars.pop("num_tokens")
-  scalars["words_per_sentence"] = words
-  scalars["reconstruction_nll_per_word"] = scalars["reconstruction_nll"] / words
-  scalars["neg_elbo_per_word"] = scalars["neg_elbo"] / words
-  scalars["perplexity_bound"] = math.exp(scalars["neg_elbo_per_word"])
-  return per_word_scalars(scalars) if "iw_nll" in scalars else scalars
+  if "num_tokens" in scalars:
+    words = scalars.pop("num_tokens")
+    scalars["words_per_sentence"] = words
+    scalars["reconstruction_nll_per_word"] = scalars["reconstruction_nll"] / words
+    scalars["neg_elbo_per_word"] = scalars["neg_elbo"] / words
+    scalars["perplexity_bound"] = math.exp(scalars["neg_elbo_per_word"])
+  if "words_per_sentence" in scalars and "iw_nll" in scalars:
+    scalars["iw_nll_per_word"] = scalars["iw_nll"] / scalars["words_per_sentence"]
+    scalars["perplexity_iw"] = math.exp(scalars["iw_nll_per_word"])
+  return scalars
 
 
 def units_note(config: ml_collections.ConfigDict) -> str:

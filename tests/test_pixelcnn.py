@@ -1,5 +1,6 @@
 """Causality and receptive field of the gated PixelCNN decoder."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,6 +34,8 @@ def test_output_never_depends_on_current_or_later_pixels(skip, kernel_sizes):
 
 def test_no_blind_spot():
   """Two 3x3 layers see the pixel above-right and two to the left, unlike masked convs."""
+  # Seeded: with 4 channels an unlucky draw of the weights can zero one path exactly.
+  keras.utils.set_random_seed(0)
   decoder = decoders.PixelCNNDecoder(SHAPE, channels=4, kernel_sizes=(3, 3),
                                      latent_feature_maps=1, skip=False)
   x = np.zeros((1, *SHAPE), np.float32)

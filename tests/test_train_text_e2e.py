@@ -9,9 +9,12 @@ import sys
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
+import tensorflow as tf
 
 from conftest import REPO_ROOT
 from skip_vae_tf import evaluation
+from skip_vae_tf.data import datasets
+from skip_vae_tf.data import text
 
 
 def _run(script, args, data_dir, cache_dir, timeout=400):
@@ -108,6 +111,19 @@ def test_text_evaluation_is_in_stored_order_whatever_the_batch_size(ptb_run, dat
   for name in ("kl", "words_per_sentence", "active_units_cov_ge_0.01"):
     assert first[name] == pytest.approx(second[name], rel=1e-5), name
   np.testing.assert_allclose(reports[0]["kl_per_dim"], reports[1]["kl_per_dim"], rtol=1e-5)
+  # Means cannot see the order: compare per-example outputs, in the file's order, with the
+  # model applied to each sentence alone (batches visit the sentences sorted by length).
+  config, model, _ = evaluation.restore_model(workdir, "best")
+  config.data.data_dir = str(data_dir)
+  data = datasets.load_configured(config.data, config.seed)
+  strategy = tf.distribute.get_strategy()
+  step = evaluation.make_eval_step(model, strategy, jit_compile=False)
+  kl = evaluation.posterior_outputs(step, strategy, data, "validation", 7)["kl"]
+  corpus = data.validation
+  assert not np.array_equal(text.evaluation_order(corpus), np.arange(len(corpus)))
+  for index in (0, 1, int(np.argmax(corpus.lengths)), len(corpus) - 1):
+    alone = model(tf.constant(corpus.padded([index])))["kl"].numpy()[0]
+    assert kl[index] == pytest.approx(alone, rel=1e-4), index
 
 
 def test_yahoo_small_says_it_is_the_reduced_protocol(tmp_path, data_dir, cache_dir):

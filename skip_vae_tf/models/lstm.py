@@ -53,8 +53,6 @@ class LSTM(keras.layers.Layer):
 
   def call(self, inputs, static=None, initial_state=None):
     """inputs (B, T, F), static (B, S) or None, initial (h, c) or zeros -> (B, T, H)."""
-    if not self.built:
-      self.build(inputs.shape)
     batch = tf.shape(inputs)[0]
     if initial_state is None:
       zeros = tf.zeros([batch, self.units], inputs.dtype)

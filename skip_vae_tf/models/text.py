@@ -166,9 +166,6 @@ class LSTMDecoder(keras.layers.Layer):
     mask = tf.cast(tf.not_equal(targets, text_data.PAD_ID), cross_entropy.dtype)
     return -tf.reduce_sum(mask * cross_entropy, axis=1)
 
-  def num_tokens(self, x):
-    return num_predicted_tokens(x)
-
   def _generate(self, z, choose):
     """Token by token from `<s>`; `choose(step, logits (B, V)) -> ids (B,)`. After `</s>`
     every position is `<pad>`. Returns (B, max_decode_length) int32."""

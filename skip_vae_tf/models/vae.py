@@ -51,7 +51,7 @@ class VAE(keras.Model):
     terms["posterior_log_variance"] = 2.0 * tf.math.log(posterior.distribution.scale)
     terms["z"] = z
     if isinstance(self.decoder, text.LSTMDecoder):
-      terms["num_tokens"] = self.decoder.num_tokens(x)
+      terms["num_tokens"] = text.num_predicted_tokens(x)
     return terms
 
   def reconstruct_and_sample(self, x: tf.Tensor, num_prior_samples: int,
