@@ -11,7 +11,9 @@
 Definitions and units: docs/metrics.md.
 """
 
+import gc
 import json
+import logging as pylogging
 import math
 import pathlib
 import time
@@ -31,6 +33,10 @@ from skip_vae_tf.models import vae as vae_lib
 OUTPUT_KEYS = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
                "posterior_log_variance", "z", "num_tokens")
 SPLITS = ("train", "validation", "test")
+
+
+class CheckpointMismatchError(RuntimeError):
+  """A run's checkpoint does not hold the variables its config.json describes."""
 
 
 def make_eval_step(model: vae_lib.VAE, strategy: tf.distribute.Strategy, jit_compile: bool):
@@ -213,8 +219,23 @@ def restore_model(workdir: pathlib.Path, checkpoint: str) -> tuple[
   if path is None:
     raise FileNotFoundError(f"no {checkpoint} checkpoint in {folder}")
   model = vae_lib.build_vae(config.model)
-  tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
-  return config, model, path
+  try:
+    tf.train.Checkpoint(model=model).restore(path).expect_partial(
+        ).assert_existing_objects_matched()
+    return config, model, path
+  except (AssertionError, ValueError, tf.errors.OpError) as error:
+    message = (f"checkpoint {path} does not hold the model that {config_path} describes "
+               f"({str(error).strip().splitlines()[0][:300]})")
+  # The failed restore's leftovers log a page of warnings when collected: collect them now,
+  # quietly, so that the error is the last word.
+  tf_logger = pylogging.getLogger("tensorflow")
+  level = tf_logger.level
+  tf_logger.setLevel(pylogging.ERROR)
+  try:
+    gc.collect()
+  finally:
+    tf_logger.setLevel(level)
+  raise CheckpointMismatchError(message)
 
 
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",

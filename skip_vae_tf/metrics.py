@@ -122,6 +122,29 @@ def active_units(mean: tf.Tensor, threshold: float = 0.01, strict: bool = False)
   return int(tf.reduce_sum(tf.cast(active, tf.int32)))
 
 
+def importance_log_weights(
+    x: tf.Tensor, z: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Distribution,
+    log_likelihood: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+  """log p(x|z) and the log importance weights of C posterior samples per example.
+
+  Args:
+    x: (B, ...) observations.
+    z: (C, B, D) samples; z[c, b] belongs to example b.
+    posterior: q(z|x) with batch shape (B,) and event (D,).
+    prior: p(z) with event (D,).
+    log_likelihood: (x_rep (C*B, ...), z (C*B, D)) -> (C*B,) log p(x|z); rows are ordered
+      sample-major (row c*B + b holds sample c of example b).
+  Returns:
+    log p(x_b|z[c, b]) (C, B) and log w = log p(x|z) + log p(z) - log q(z|x) (C, B)
+    float64, nats.
+  """
+  count, batch = tf.shape(z)[0], tf.shape(x)[0]
+  flat_z = tf.reshape(z, [count * batch, -1])
+  flat_x = tf.reshape(tf.repeat(x[None], count, axis=0), tf.concat([[-1], tf.shape(x)[1:]], 0))
+  log_px_z = tf.reshape(log_likelihood(flat_x, flat_z), [count, batch])
+  return log_px_z, tf.cast(log_px_z + prior.log_prob(z) - posterior.log_prob(z), tf.float64)
+
+
 def importance_weighted_log_likelihood(
     x: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Distribution,
     log_likelihood: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], num_samples: int,
@@ -129,25 +152,16 @@ def importance_weighted_log_likelihood(
   """(B,) importance-weighted estimate of log p(x) with K = num_samples, nats per example.
 
   Args:
-    x: (B, ...) observations.
-    posterior: q(z|x) with batch shape (B,) and event (D,).
-    prior: p(z) with event (D,).
-    log_likelihood: (x_rep (C*B, ...), z (C*B, D)) -> (C*B,) log p(x|z); rows are ordered
-      sample-major (row c*B + b holds sample c of example b).
+    x, posterior, prior, log_likelihood: as `importance_log_weights`.
     num_samples: K.
     chunk_size: samples per decoder call (decoder memory is O(chunk_size * B)); the
       estimate does not depend on it.
     seed: int32 (2,) stateless seed.
   """
-  batch = tf.shape(x)[0]
   samples = posterior.sample(num_samples, seed=seed)  # (K, B, D): small beside the decoder.
-  running = tf.fill([batch], tf.constant(-math.inf, tf.float64))
+  running = tf.fill([tf.shape(x)[0]], tf.constant(-math.inf, tf.float64))
   for start in range(0, num_samples, chunk_size):
-    count = min(chunk_size, num_samples - start)
-    z = samples[start:start + count]
-    flat_z = tf.reshape(z, [count * batch, -1])
-    flat_x = tf.reshape(tf.repeat(x[None], count, axis=0), tf.concat([[-1], tf.shape(x)[1:]], 0))
-    log_px_z = tf.reshape(log_likelihood(flat_x, flat_z), [count, batch])
-    log_weights = tf.cast(log_px_z + prior.log_prob(z) - posterior.log_prob(z), tf.float64)
+    _, log_weights = importance_log_weights(x, samples[start:start + chunk_size], posterior,
+                                            prior, log_likelihood)
     running = tf.reduce_logsumexp(tf.concat([running[None], log_weights], axis=0), axis=0)
   return running - math.log(num_samples)

@@ -13,6 +13,7 @@ Workdir layout:
   best/                  the checkpoint with the best validation negative ELBO
   train/, validation/    TensorBoard event files (hparams session at the workdir root)
   metrics.json           final validation and test metrics
+  vocabulary.txt         text runs: the vocabulary, `word id` per line
 """
 
 import json
@@ -34,11 +35,13 @@ from skip_vae_tf import objectives
 from skip_vae_tf import stop_signals
 from skip_vae_tf import summaries
 from skip_vae_tf.data import datasets
+from skip_vae_tf.data import text as text_data
 from skip_vae_tf.models import vae as vae_lib
 
 # Config sections that define what a checkpoint holds; a resume must not change them.
 _CHECKPOINT_DEFINING = ("model", "data")
 _SAMPLE_SEED_OFFSET = 7919
+VOCABULARY_FILE = "vocabulary.txt"
 
 
 class WorkdirMismatchError(RuntimeError):
@@ -134,6 +137,8 @@ class Trainer:
     if config_lib.is_text(config):
       _set_vocab_size(config, self.data.vocabulary.size)
     _check_workdir_config(self.workdir, config)
+    if config_lib.is_text(config):  # Exports read it: the workdir alone defines the model.
+      text_data.write_vocabulary_file(self.workdir / VOCABULARY_FILE, self.data.vocabulary)
     keras.utils.set_random_seed(config.seed)
     self.strategy = make_strategy(config.train.strategy)
     self.global_batch_size = config.train.batch_size

@@ -79,3 +79,35 @@ def test_mlp_decoder_parameters_and_shapes(skip):
   base = (5 * 16 + 16) + (16 * 12 + 12) + (12 * pixels + pixels)
   extra = 5 * 12 + 5 * pixels
   assert _params(decoder) == base + (extra if skip else 0)
+
+
+def _probabilities_given(decoder, images, z):
+  """p(x_i = 1 | x_<i, z) of every pixel of `images`, teacher-forced in one pass."""
+  return decoder(tf.constant(images), z).distribution.probs_parameter().numpy()
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_pixelcnn_sampling_follows_its_own_conditionals(skip):
+  decoder = _pixelcnn(skip)
+  z, seed = tf.random.stateless_normal([3, 5], [1, 2]), tf.constant([4, 5])
+  images = decoder.sample(z, seed).numpy()
+  uniforms = decoders.pixel_uniforms(seed, 3, 64).numpy().reshape(images.shape)
+  np.testing.assert_array_equal(images, uniforms < _probabilities_given(decoder, images, z))
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_pixelcnn_greedy_decode_takes_the_likelier_value_of_each_pixel(skip):
+  decoder = _pixelcnn(skip)
+  z = 3.0 * tf.random.stateless_normal([3, 5], [6, 7])
+  probabilities, images = (t.numpy() for t in decoder.greedy(z))
+  np.testing.assert_allclose(probabilities, _probabilities_given(decoder, images, z), atol=1e-6)
+  np.testing.assert_array_equal(images, probabilities > 0.5)
+  assert 0 < images.mean() < 1  # Not a constant image: the test can tell pixels apart.
+
+
+def test_mlp_greedy_decode_thresholds_the_pixel_probabilities():
+  decoder = decoders.MLPDecoder(SHAPE, (16,), skip=True)
+  z = tf.random.stateless_normal([4, 5], [8, 9])
+  probabilities, images = (t.numpy() for t in decoder.greedy(z))
+  np.testing.assert_allclose(probabilities, _probabilities_given(decoder, images, z), atol=1e-6)
+  np.testing.assert_array_equal(images, probabilities > 0.5)

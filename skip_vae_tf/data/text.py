@@ -118,6 +118,14 @@ def read_vocabulary_file(path: pathlib.Path) -> Vocabulary:
     raise files.DataFileError(f"vocabulary file {path}: {error}") from error
 
 
+def write_vocabulary_file(path: pathlib.Path, vocabulary: Vocabulary) -> None:
+  """Writes `vocabulary` as `read_vocabulary_file` reads it, atomically (temp file + rename)."""
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text("".join(f"{token} {index}\n" for index, token in enumerate(vocabulary.tokens)),
+                 encoding="utf-8")
+  tmp.replace(path)
+
+
 def build_vocabulary(lines: list[str], max_size: int = 0) -> Vocabulary:
   """SPECIALS, then the words of `lines` by decreasing count (ties: first seen first).
 
@@ -182,12 +190,26 @@ class TokenizedCorpus:
     return out
 
 
+def token_ids(lines: tf.Tensor, table: tf.lookup.StaticHashTable) -> tf.RaggedTensor:
+  """(B,) strings -> (B, None) int32 ids `<s> w_1 ... w_n </s>`: words split on whitespace,
+  looked up in `table` (`Vocabulary.lookup_table`); unknown words become `<unk>`."""
+  ids = tf.cast(table.lookup(tf.strings.split(lines)), tf.int32)
+  batch = ids.nrows()
+  return tf.concat([tf.fill([batch, 1], BOS_ID), ids, tf.fill([batch, 1], EOS_ID)], axis=1)
+
+
+def ids_to_text(ids: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
+  """(B, L) int32 ids -> (B,) strings: the words up to the first `</s>`, space-separated,
+  without `<s>` and `<pad>` (`Vocabulary.to_text` in TF). `tokens` is (V,) strings."""
+  before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, EOS_ID), tf.int32), axis=1), 0)
+  keep = before_end & tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, BOS_ID)
+  words = tf.ragged.boolean_mask(tf.gather(tokens, ids), keep)
+  return tf.strings.reduce_join(words, axis=1, separator=" ")
+
+
 def tokenize(lines: list[str], vocabulary: Vocabulary) -> TokenizedCorpus:
   """Splits on whitespace and maps words to ids through the vocabulary's TF lookup table."""
-  words = tf.strings.split(tf.constant(lines))
-  ids = tf.cast(vocabulary.lookup_table().lookup(words), tf.int32)
-  batch = ids.nrows()
-  ids = tf.concat([tf.fill([batch, 1], BOS_ID), ids, tf.fill([batch, 1], EOS_ID)], axis=1)
+  ids = token_ids(tf.constant(lines), vocabulary.lookup_table())
   return TokenizedCorpus(ids.flat_values.numpy(), ids.row_splits.numpy())
 
 

@@ -85,32 +85,62 @@ class PixelCNNDecoder(ImageDecoder):
     return bernoulli_image(self.logits_from_maps(x, self.latent_maps(z)))
 
   def sample(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Ancestral sampling, one pixel at a time in raster order.
-
-    Pixel i is 1 when `pixel_uniforms(seed, B)[i] < sigmoid(logit_i)`. Row r depends only
-    on rows <= r, so the network runs on the top r + 1 rows while row r is drawn: about
-    half the work of running it on the whole image for every pixel.
+    """Ancestral sampling: pixel i is 1 when `pixel_uniforms(seed, B)[i] < p_i`.
 
     Args:
       z: (B, D) latents.
-      seed: int32 (2,) stateless seed.
+      seed: (2,) int32 or int64 stateless seed.
     Returns:
       (B, H, W, 1) float32 binary images.
     """
+    height, width, _ = self.image_shape
+    images, _ = self._pixel_by_pixel(z, pixel_uniforms(seed, tf.shape(z)[0], height * width))
+    return images
+
+  def greedy(self, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Greedy decoding: each pixel in raster order is 1 when p_i > 0.5, given the pixels
+    decoded before it.
+
+    Returns:
+      (B, H, W, 1) probabilities p_i = p(x_i = 1 | x_<i, z) along the greedy image, and
+      the (B, H, W, 1) float32 binary greedy image.
+    """
+    height, width, _ = self.image_shape
+    images, probabilities = self._pixel_by_pixel(
+        z, tf.fill([tf.shape(z)[0], height * width], 0.5))
+    return probabilities, images
+
+  def _pixel_by_pixel(self, z: tf.Tensor, thresholds: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The autoregressive loop: pixel i is 1 when thresholds[:, i] < p_i, one pixel at a
+    time in raster order.
+
+    Row r depends only on rows <= r, so the network runs on the top r + 1 rows while row r
+    is drawn: about half the work of running it on the whole image for every pixel.
+
+    Args:
+      z: (B, D) latents.
+      thresholds: (B, H * W) values in [0, 1].
+    Returns:
+      (B, H, W, 1) binary images and the (B, H, W, 1) probabilities p_i they were drawn with.
+    """
     height, width, channels = self.image_shape
     maps = self.latent_maps(z)
-    uniforms = pixel_uniforms(seed, tf.shape(z)[0], height * width)
     images = tf.zeros([tf.shape(z)[0], height, width, channels])
+    probabilities = tf.zeros_like(images)
     for row in range(height):  # Static slices: one traced network per number of rows.
 
-      def draw_pixel(col, x, row=row):
+      def draw_pixel(col, x, probs, row=row):
         logits = self.logits_from_maps(x[:, :row + 1], maps[:, :row + 1])[:, row, col, 0]
-        pixel = tf.cast(uniforms[:, row * width + col] < tf.sigmoid(logits), x.dtype)
-        position = tf.one_hot(row * width + col, height * width, dtype=x.dtype)
-        return col + 1, x + tf.reshape(position[None, :] * pixel[:, None], tf.shape(x))
+        p = tf.sigmoid(logits)
+        pixel = tf.cast(thresholds[:, row * width + col] < p, x.dtype)
+        position = tf.reshape(tf.one_hot(row * width + col, height * width, dtype=x.dtype),
+                              [1, height, width, channels])
+        return (col + 1, x + position * tf.reshape(pixel, [-1, 1, 1, 1]),
+                probs + position * tf.reshape(p, [-1, 1, 1, 1]))
 
-      _, images = tf.while_loop(lambda col, _: col < width, draw_pixel, (0, images))
-    return images
+      _, images, probabilities = tf.while_loop(lambda col, *_: col < width, draw_pixel,
+                                               (0, images, probabilities))
+    return images, probabilities
 
 
 def pixel_uniforms(seed: tf.Tensor, batch: tf.Tensor, num_pixels: int) -> tf.Tensor:
@@ -162,3 +192,8 @@ class MLPDecoder(ImageDecoder):
     """z (B, D), stateless seed (2,) -> (B, H, W, C) binary images."""
     probs = tf.sigmoid(self.logits(z))
     return tf.cast(tf.random.stateless_uniform(tf.shape(probs), seed) < probs, tf.float32)
+
+  def greedy(self, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """z (B, D) -> (B, H, W, C) pixel probabilities and the image with pixels p > 0.5."""
+    probs = tf.sigmoid(self.logits(z))
+    return probs, tf.cast(probs > 0.5, tf.float32)

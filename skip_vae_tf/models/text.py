@@ -172,21 +172,25 @@ class LSTMDecoder(keras.layers.Layer):
     batch = tf.shape(z)[0]
     projections = [layer.static_projection(z if layer.static_dim else None)
                    for layer in self.lstms]
-    states = self._initial_states(z)
     token = tf.fill([batch], text_data.BOS_ID)
     finished = tf.zeros([batch], tf.bool)
     tokens = tf.TensorArray(tf.int32, size=self.max_decode_length)
-    for step in tf.range(self.max_decode_length):
+
+    def step_fn(step, token, finished, states, tokens):
       h = self.embedding(token)
       new_states = []
       for layer, projection, state in zip(self.lstms, projections, states):
         h, c = layer.step(h, projection, state)
         new_states.append((h, c))
-      states = new_states
       token = tf.cast(choose(step, self._output_logits(h, z)), tf.int32)
       token = tf.where(finished, text_data.PAD_ID, token)
       finished = finished | tf.equal(token, text_data.EOS_ID)
-      tokens = tokens.write(step, token)
+      return step + 1, token, finished, new_states, tokens.write(step, token)
+
+    # An explicit while_loop (not AutoGraph), so that it also traces in exported signatures.
+    *_, tokens = tf.while_loop(
+        lambda step, *_: step < self.max_decode_length, step_fn,
+        (tf.constant(0), token, finished, self._initial_states(z), tokens))
     return tf.transpose(tokens.stack())
 
   def greedy(self, z: tf.Tensor) -> tf.Tensor:

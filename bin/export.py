@@ -1,0 +1,51 @@
+r"""Exports a trained run as a SavedModel version for TF Serving (docs/serving.md).
+
+  python bin/export.py --workdir=runs/omniglot_skip_vae --export_dir=serving/omniglot \
+      [--checkpoint=best|latest] [--iw_samples=10]
+
+Writes EXPORT_DIR/<version>/ (the next integer version) atomically, after checking that
+the reloaded SavedModel's signatures (serving_default, encode, decode, sample, score)
+reproduce the in-process model.
+"""
+
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to export.", required=True)
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Folder TF Serving watches; the "
+                                  "SavedModel goes to EXPORT_DIR/<next version>/.",
+                                  required=True)
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which weights.")
+_IW_SAMPLES = flags.DEFINE_integer("iw_samples", 10, "K of the score signature's "
+                                   "importance-weighted NLL.", lower_bound=1)
+_SCORE_SEED = flags.DEFINE_integer("score_seed", 0, "Seeds the K draws the score signature "
+                                   "shares across examples.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder; only for text runs whose "
+                                "workdir lacks vocabulary.txt.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.INFO)
+  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf import evaluation
+  from skip_vae_tf import export
+  from skip_vae_tf.data import files
+  try:
+    path = export.export_run(_WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value,
+                             _IW_SAMPLES.value, _SCORE_SEED.value, _DATA_DIR.value)
+  except (OSError, files.DataFileError, export.ExportError,
+          evaluation.CheckpointMismatchError) as error:
+    sys.exit(f"export.py: error: {error}")
+  print(f"Exported {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,143 @@
+"""Exports a training run as a versioned SavedModel for TF Serving (signatures: `serving`).
+
+Layout, as TF Serving's file-system source watches it:
+  EXPORT_DIR/<version>/saved_model.pb, variables/   version = 1 + the largest existing one
+  EXPORT_DIR/<version>/assets.extra/export_info.json where the model came from
+
+A version is written under a hidden temporary name (TF Serving ignores names that are not
+integers), checked by loading it back and running every signature against the in-process
+model, flushed to disk, and only then renamed to its number: a server never sees a
+half-written or unverified version.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import evaluation
+from skip_vae_tf import serving
+from skip_vae_tf import training
+from skip_vae_tf.data import text as text_data
+
+EXPORT_INFO = "export_info.json"
+# Float outputs of the reloaded SavedModel must match the in-process model this closely.
+VERIFY_ATOL = 1e-5
+
+
+class ExportError(RuntimeError):
+  """The run cannot be exported (missing vocabulary, failed verification, ...)."""
+
+
+def next_version(export_dir: pathlib.Path) -> int:
+  """1 + the largest integer-named folder in `export_dir` (1 when there is none)."""
+  versions = [int(p.name) for p in export_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+  return max(versions, default=0) + 1
+
+
+def run_vocabulary(workdir: pathlib.Path, config, data_dir: str | None
+                   ) -> text_data.Vocabulary:
+  """The vocabulary a text run was trained with: WORKDIR/vocabulary.txt, else rebuilt from
+  the run's data (runs from before the file was written)."""
+  path = workdir / training.VOCABULARY_FILE
+  if path.is_file():
+    vocabulary = text_data.read_vocabulary_file(path)
+  else:
+    logging.info("%s not found: rebuilding the vocabulary from the %s data", path,
+                 config.data.name)
+    vocabulary = text_data.load_text_dataset(
+        config.data.name, data_dir or config.data.data_dir, config.seed,
+        config.data.validation_size, config.data.max_vocabulary_size).vocabulary
+  if vocabulary.size != config.model.vocab_size:
+    raise ExportError(f"the vocabulary ({vocabulary.size} entries, from {path}) does not match "
+                      f"the model's vocab_size {config.model.vocab_size}")
+  return vocabulary
+
+
+def _fsync_tree(root: pathlib.Path) -> None:
+  for folder, _, names in os.walk(root):
+    for name in names:
+      with open(os.path.join(folder, name), "rb") as f:
+        os.fsync(f.fileno())
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+      os.fsync(descriptor)
+    finally:
+      os.close(descriptor)
+
+
+def _compare(name: str, key: str, expected: np.ndarray, actual: np.ndarray) -> None:
+  if expected.dtype.kind == "f":
+    if np.allclose(expected, actual, atol=VERIFY_ATOL, rtol=0):
+      return
+  elif np.array_equal(expected, actual):
+    return
+  raise ExportError(f"verification failed: signature {name!r} output {key!r} of the reloaded "
+                    f"SavedModel differs from the in-process model's")
+
+
+def verify(path: pathlib.Path, signatures: serving.Signatures) -> None:
+  """Loads the SavedModel at `path` and checks every signature's outputs on
+  `serving.example_inputs` against the same functions run in process.
+
+  Raises:
+    ExportError: a signature is missing, or an output differs (beyond VERIFY_ATOL for floats).
+  """
+  loaded = tf.saved_model.load(str(path))
+  functions = signatures.functions()
+  for name, inputs in serving.example_inputs(signatures).items():
+    if name not in loaded.signatures:
+      raise ExportError(f"verification failed: signature {name!r} missing from {path}")
+    tensors = {key: tf.constant(value) for key, value in inputs.items()}
+    expected = tf.function(functions[name])(*tensors.values())
+    actual = loaded.signatures[name](**tensors)
+    for key, value in expected.items():
+      _compare(name, key, value.numpy(), actual[key].numpy())
+
+
+def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_samples: int = 10,
+               score_seed: int = 0, data_dir: str | None = None) -> pathlib.Path:
+  """Exports the 'best' or 'latest' weights of the run in `workdir` as the next version
+  under `export_dir`; returns the version's folder.
+
+  Args:
+    workdir: a training workdir (config.json, checkpoints/, best/).
+    export_dir: the folder TF Serving watches (created if absent).
+    checkpoint: 'best' or 'latest'.
+    iw_samples: K of the `score` signature's importance-weighted NLL.
+    score_seed: seeds the K draws `score` shares across examples.
+    data_dir: raw data, only for text runs whose workdir lacks vocabulary.txt.
+  """
+  workdir_path, export_path = pathlib.Path(workdir), pathlib.Path(export_dir)
+  config, model, checkpoint_path = evaluation.restore_model(workdir_path, checkpoint)
+  vocabulary = (run_vocabulary(workdir_path, config, data_dir)
+                if config_lib.is_text(config) else None)
+  signatures = serving.Signatures(model, iw_samples, score_seed, vocabulary)
+  export_path.mkdir(parents=True, exist_ok=True)
+  staging = export_path / f".export-{os.getpid()}-{datetime.datetime.now():%Y%m%d%H%M%S%f}"
+  try:
+    logging.info("Writing the SavedModel of %s to %s", checkpoint_path, staging)
+    serving.export_archive(signatures).write_out(str(staging), verbose=False)
+    info = {"workdir": str(workdir_path.resolve()), "checkpoint": checkpoint_path,
+            "step": int(checkpoint_path.rsplit("-", 1)[-1]), "dataset": config.data.name,
+            "skip": bool(config.model.skip), "iw_samples": iw_samples, "score_seed": score_seed,
+            "signatures": list(serving.SIGNATURES), "tensorflow": tf.__version__,
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            "model": json.loads(config.model.to_json_best_effort())}
+    (staging / "assets.extra").mkdir(exist_ok=True)
+    (staging / "assets.extra" / EXPORT_INFO).write_text(json.dumps(info, indent=2))
+    logging.info("Verifying the reloaded SavedModel against the in-process model")
+    verify(staging, signatures)
+    _fsync_tree(staging)
+    version_path = export_path / str(next_version(export_path))
+    staging.rename(version_path)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  logging.info("Exported version %s", version_path)
+  return version_path

@@ -1,0 +1,292 @@
+"""SavedModel export, checked the way TF Serving would run it: in fresh processes,
+`saved_model_cli show/run` (the session-based loader the server uses), `tf.saved_model.load`,
+and PredictRequest / REST round trips, for VAE and Skip-VAE, image and text."""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+from conftest import REPO_ROOT
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import evaluation
+from skip_vae_tf import export
+from skip_vae_tf import serving
+from skip_vae_tf import training
+
+CASES = [("omniglot", False), ("omniglot", True), ("ptb", False), ("ptb", True)]
+SAVED_MODEL_CLI = str(pathlib.Path(sys.executable).parent / "saved_model_cli")
+IW_SAMPLES = 5
+
+
+def _env(data_dir, cache_dir):
+  return dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
+              TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _checked(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+  result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def _make_run(workdir: pathlib.Path, dataset: str, skip: bool, data_dir, cache_dir) -> None:
+  """A smoke-sized run's workdir (config.json, vocabulary, checkpoints) at its initial weights."""
+  config = config_lib.apply_smoke(config_lib.default_config(dataset))
+  config.model.skip = skip
+  config.data.data_dir, config.data.cache_dir = str(data_dir), str(cache_dir)
+  trainer = training.Trainer(config, str(workdir))
+  trainer.latest_manager.save(checkpoint_number=0)
+  trainer.best_manager.save(checkpoint_number=0)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{d}-skip_{s}" for d, s in CASES])
+def exported(request, tmp_path_factory, data_dir, cache_dir):
+  dataset, skip = request.param
+  root = tmp_path_factory.mktemp(f"{dataset}_skip_{skip}")
+  _make_run(root / "run", dataset, skip, data_dir, cache_dir)
+  version = export.export_run(str(root / "run"), str(root / "serving"), iw_samples=IW_SAMPLES)
+  config, model, _ = evaluation.restore_model(root / "run", "best")
+  vocabulary = (export.run_vocabulary(root / "run", config, None)
+                if config_lib.is_text(config) else None)
+  signatures = serving.Signatures(model, IW_SAMPLES, 0, vocabulary)
+  inputs = serving.example_inputs(signatures, batch=3)
+  expected = {name: {k: v.numpy() for k, v in tf.function(fn)(
+      *[tf.constant(a) for a in inputs[name].values()]).items()}
+              for name, fn in signatures.functions().items()}
+  return types.SimpleNamespace(root=root, version=version, signatures=signatures,
+                               inputs=inputs, expected=expected, is_text=vocabulary is not None)
+
+
+def _assert_outputs_equal(expected: dict, actual: dict, where: str) -> None:
+  assert set(actual) == set(expected), where
+  for key, value in expected.items():
+    got = np.asarray(actual[key])
+    if value.dtype.kind == "f":
+      np.testing.assert_allclose(got, value, atol=1e-5, rtol=0, err_msg=f"{where} {key}")
+    else:
+      np.testing.assert_array_equal(got.astype(value.dtype), value, err_msg=f"{where} {key}")
+
+
+def test_version_folder_and_export_info(exported):
+  assert exported.version == exported.root / "serving" / "1"
+  assert (exported.version / "saved_model.pb").is_file()
+  assert not [p for p in (exported.root / "serving").iterdir() if p.name != "1"]
+  info = json.loads((exported.version / "assets.extra" / export.EXPORT_INFO).read_text())
+  assert info["checkpoint"].endswith("best/ckpt-0") and info["iw_samples"] == IW_SAMPLES
+  assert info["signatures"] == list(serving.SIGNATURES)
+
+
+def _dtype_name(dtype: tf.DType) -> str:
+  return {tf.float32: "DT_FLOAT", tf.int32: "DT_INT32", tf.int64: "DT_INT64",
+          tf.string: "DT_STRING"}[dtype]
+
+
+def _shape_text(shape) -> str:
+  dims = ["-1" if d is None else str(d) for d in shape]
+  return "()" if not dims else f"({dims[0]})" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
+def test_saved_model_cli_show_lists_every_signature(exported):
+  result = _checked([SAVED_MODEL_CLI, "show", "--all", "--dir", str(exported.version)])
+  blocks = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)Method name is",
+                           result.stdout, re.S))
+  for name, specs in exported.signatures.input_signatures().items():
+    block = blocks[name]
+    for spec in specs:
+      assert re.search(rf"inputs\['{spec.name}'\] tensor_info:\s+dtype: {_dtype_name(spec.dtype)}"
+                       rf"\s+shape: {re.escape(_shape_text(spec.shape))}", block), (name, spec)
+    for key, value in exported.expected[name].items():
+      dims = ["-1"] + [str(d) for d in value.shape[1:]] if value.ndim else []
+      shape = _shape_text([None if d == "-1" else d for d in dims])
+      assert re.search(rf"outputs\['{key}'\] tensor_info:\s+dtype: "
+                       rf"{_dtype_name(tf.as_dtype(value.dtype) if value.dtype.kind != 'O' else tf.string)}"
+                       rf"\s+shape: {re.escape(shape)}", block), (name, key, block)
+
+
+@pytest.mark.parametrize("name", ["encode", "decode", "score"])
+def test_saved_model_cli_run_reproduces_the_in_process_model(exported, name):
+  folder = exported.root / f"cli_{name}"
+  folder.mkdir()
+  feeds = []
+  for key, value in exported.inputs[name].items():
+    np.save(folder / f"{key}.npy", value)
+    feeds.append(f"{key}={folder / f'{key}.npy'}")
+  _checked([SAVED_MODEL_CLI, "run", "--dir", str(exported.version), "--tag_set", "serve",
+            "--signature_def", name, "--inputs", ";".join(feeds), "--outdir", str(folder / "out")])
+  actual = {path.stem: np.load(path, allow_pickle=True) for path in (folder / "out").iterdir()}
+  _assert_outputs_equal(exported.expected[name], actual, f"saved_model_cli run {name}")
+
+
+def _rest_examples() -> list[dict]:
+  """The complete JSON request bodies of docs/serving.md (elided ones, with '...', are not)."""
+  bodies = []
+  for block in re.findall(r"```json\n(.*?)```", (REPO_ROOT / "docs" / "serving.md").read_text(),
+                          re.S):
+    try:
+      body = json.loads(block)
+    except json.JSONDecodeError:
+      continue
+    if "inputs" in body or "instances" in body:
+      bodies.append(body)
+  return bodies
+
+
+def test_fresh_process_serves_predict_requests_and_rest_bodies(exported):
+  requests, responses = exported.root / "requests", exported.root / "responses"
+  requests.mkdir()
+  for name, inputs in exported.inputs.items():
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "skip_vae", name
+    for key, value in inputs.items():
+      request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    (requests / f"{name}.pb").write_bytes(request.SerializeToString())
+  rest = _rest_examples() if exported.is_text else []
+  for index, body in enumerate(rest):
+    (requests / f"rest_{index}.json").write_text(json.dumps(body))
+  _checked([sys.executable, str(REPO_ROOT / "tests" / "saved_model_runner.py"),
+            str(exported.version), str(requests), str(responses)])
+  for name in exported.inputs:
+    response = predict_pb2.PredictResponse.FromString((responses / f"{name}.pb").read_bytes())
+    assert response.model_spec.signature_name == name
+    _assert_outputs_equal(exported.expected[name],
+                          {k: tf.make_ndarray(v) for k, v in response.outputs.items()},
+                          f"PredictResponse {name}")
+  for index, body in enumerate(rest):
+    outputs = json.loads((responses / f"rest_{index}.json").read_text())["outputs"]
+    name = body["signature_name"]
+    function = exported.signatures.functions()[name]
+    columns = body.get("inputs") or {k: [row[k] for row in body["instances"]]
+                                      for k in body["instances"][0]}
+    specs = exported.signatures.input_signatures()[name]
+    expected = tf.function(function)(*[tf.constant(columns[s.name], s.dtype) for s in specs])
+    for key, value in expected.items():
+      value = value.numpy()
+      if value.dtype.kind == "O":
+        assert outputs[key] == [v.decode() for v in value]
+      else:
+        np.testing.assert_allclose(outputs[key], value, atol=1e-5)
+  if exported.is_text:
+    assert len(rest) >= 3  # The docs' encode, score and sample examples ran.
+
+
+def _messages(error: BaseException) -> str:
+  """The error and the errors it was raised from or while handling, as one text."""
+  texts = []
+  while error is not None:
+    texts.append(str(error))
+    error = error.__cause__ or error.__context__
+  return "\n".join(texts)
+
+
+def test_wrong_dtype_or_shape_fails_at_the_signature_naming_the_input(exported):
+  loaded = tf.saved_model.load(str(exported.version))
+  encode = loaded.signatures["encode"]
+  good = exported.inputs["encode"]
+  first = exported.signatures.input_spec().name
+  wrong_dtype = (tf.zeros([2, 28, 28, 1], tf.float64) if not exported.is_text
+                 else tf.constant([1, 2]))
+  with pytest.raises(Exception) as error:  # TF raises TypeError or InvalidArgumentError.
+    encode(**{first: wrong_dtype, "seed": tf.constant(good["seed"][:2])})
+  assert f"name='{first}'" in _messages(error.value)
+  with pytest.raises(Exception) as error:
+    encode(**{first: tf.constant(good[first][:2]), "seed": tf.constant([[1, 2]], tf.int64)})
+  assert "name='seed'" in _messages(error.value)
+
+
+def test_saved_model_cli_rejects_a_wrong_shape_naming_the_input(exported, tmp_path):
+  if exported.is_text:
+    bad, name = np.array([["a", "b"]], dtype=object), "text"
+  else:
+    bad, name = np.zeros([2, 28, 28], np.float32), "x"
+  np.save(tmp_path / "bad.npy", bad)
+  result = subprocess.run([SAVED_MODEL_CLI, "run", "--dir", str(exported.version), "--tag_set",
+                           "serve", "--signature_def", "score", "--inputs",
+                           f"{name}={tmp_path / 'bad.npy'}"], capture_output=True, text=True,
+                          timeout=300, check=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert result.returncode != 0
+  assert f"score_{name}:0" in result.stderr and "Cannot feed value of shape" in result.stderr
+
+
+# ---- bin/export.py, versions, atomicity --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory, data_dir, cache_dir):
+  workdir = tmp_path_factory.mktemp("cli") / "run"
+  _make_run(workdir, "ptb", True, data_dir, cache_dir)
+  return workdir
+
+
+def _export_cli(args, data_dir, cache_dir):
+  return subprocess.run([sys.executable, str(REPO_ROOT / "bin" / "export.py"), *args],
+                        env=_env(data_dir, cache_dir), capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+def test_cli_exports_increasing_versions(text_run, tmp_path, data_dir, cache_dir):
+  serving_dir = tmp_path / "serving"
+  (serving_dir / "7").mkdir(parents=True)  # An older version someone kept.
+  (serving_dir / "notes").mkdir()
+  for expected in ("8", "9"):
+    result = _export_cli([f"--workdir={text_run}", f"--export_dir={serving_dir}",
+                          "--checkpoint=latest", "--iw_samples=3"], data_dir, cache_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"Exported {serving_dir / expected}"
+  assert sorted(p.name for p in serving_dir.iterdir()) == ["7", "8", "9", "notes"]
+  info = json.loads((serving_dir / "9" / "assets.extra" / export.EXPORT_INFO).read_text())
+  assert info["iw_samples"] == 3 and info["checkpoint"].endswith("checkpoints/ckpt-0")
+
+
+def test_failed_verification_publishes_nothing(text_run, tmp_path, monkeypatch):
+  def broken_verify(path, signatures):
+    del signatures
+    assert (path / "saved_model.pb").is_file()  # Written in full before the check.
+    raise export.ExportError("verification failed: injected")
+  monkeypatch.setattr(export, "verify", broken_verify)
+  with pytest.raises(export.ExportError, match="injected"):
+    export.export_run(str(text_run), str(tmp_path / "serving"))
+  assert list((tmp_path / "serving").iterdir()) == []
+
+
+def test_verification_catches_a_saved_model_that_differs(text_run, tmp_path):
+  config, model, _ = evaluation.restore_model(text_run, "best")
+  vocabulary = export.run_vocabulary(text_run, config, None)
+  signatures = serving.Signatures(model, 3, 0, vocabulary)
+  serving.export_archive(signatures).write_out(str(tmp_path / "saved"), verbose=False)
+  with pytest.raises(export.ExportError, match="differs from the in-process model"):
+    export.verify(tmp_path / "saved", serving.Signatures(model, 3, 1, vocabulary))
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("no_workdir", "config.json not found"),
+    ("other_model", "does not hold the model that"),
+    ("vocabulary", "does not match the model's vocab_size"),
+])
+def test_cli_errors_are_one_line(breakage, message, text_run, tmp_path, data_dir, cache_dir):
+  workdir = tmp_path / "run"
+  if breakage != "no_workdir":
+    shutil.copytree(text_run, workdir)
+  if breakage == "other_model":
+    saved = json.loads((workdir / "config.json").read_text())
+    saved["model"]["decoder_hidden"] = [48]
+    (workdir / "config.json").write_text(json.dumps(saved))
+  if breakage == "vocabulary":
+    lines = (workdir / training.VOCABULARY_FILE).read_text().splitlines()
+    (workdir / training.VOCABULARY_FILE).write_text("\n".join(lines[:-1]) + "\n")
+  result = _export_cli([f"--workdir={workdir}", f"--export_dir={tmp_path / 'serving'}"],
+                       data_dir, cache_dir)
+  assert result.returncode != 0
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("export.py: error:") and message in last, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  assert not (tmp_path / "serving").exists() or not list((tmp_path / "serving").iterdir())
