@@ -140,6 +140,8 @@ class Trainer:
     if config_lib.is_text(config):  # Exports read it: the workdir alone defines the model.
       text_data.write_vocabulary_file(self.workdir / VOCABULARY_FILE, self.data.vocabulary)
     keras.utils.set_random_seed(config.seed)
+    if config.train.deterministic:
+      tf.config.experimental.enable_op_determinism()
     self.strategy = make_strategy(config.train.strategy)
     self.global_batch_size = config.train.batch_size
     if self.global_batch_size % self.strategy.num_replicas_in_sync:
@@ -169,6 +171,8 @@ class Trainer:
     self.train_writer = tf.summary.create_file_writer(str(self.workdir / "train"))
     self.validation_writer = tf.summary.create_file_writer(str(self.workdir / "validation"))
     self._gradient_step, self._apply_step = self._make_train_step()
+    self._moving_statistics = [v for v in self.model.non_trainable_variables
+                               if v.dtype in ("float32", "float64")]
     self._eval_step = evaluation.make_eval_step(self.model, self.strategy,
                                                 config.train.jit_compile)
     self._reconstruct_and_sample = tf.function(self.model.reconstruct_and_sample)
@@ -241,13 +245,19 @@ class Trainer:
 
     Returns the mean negative ELBO, reconstruction NLL and KL over the batch (nats per
     example), the minibatch MI estimate, the gradient norm before clipping, and `finite`.
-    A skipped step adds one to `skipped_steps` (checkpointed, logged as a train scalar).
+    A skipped step adds one to `skipped_steps` (checkpointed, logged as a train scalar) and
+    leaves the weights, optimizer state and batch-norm statistics as they were.
     """
+    # Batch-norm moving statistics change in the forward pass itself: a skipped step must
+    # put them back, or one NaN batch poisons every later evaluation and checkpoint.
+    statistics = [tf.identity(v.value) for v in self._moving_statistics]
     stats, grads = self._gradient_step(batch)
     if bool(stats["finite"]):
       self._apply_step(grads)
     else:
       self.skipped_steps.assign_add(1)
+      for variable, value in zip(self._moving_statistics, statistics):
+        variable.assign(value)
     return stats
 
   # ---- evaluation --------------------------------------------------------------------
@@ -404,14 +414,17 @@ class Trainer:
                        scalars["neg_elbo"], scalars["reconstruction_nll"], scalars["kl"],
                        scalars["grad_norm"], _format_rate(scalars), _format_duration(eta))
           window_start, window_steps, window_tokens = time.time(), 0, 0.0
-        if step % config.checkpoint_every_steps == 0:
-          self.latest_manager.save(checkpoint_number=step)
         end_of_epoch = step % self.steps_per_epoch == 0
-        if (end_of_epoch and (step // self.steps_per_epoch) % config.eval_every_epochs == 0
-            or step == self.total_steps):
+        validation_due = (end_of_epoch
+                          and (step // self.steps_per_epoch) % config.eval_every_epochs == 0
+                          or step == self.total_steps)
+        if validation_due:
+          # Before the checkpoint of this step: a run killed during validation resumes from
+          # the previous checkpoint and validates again, as an uninterrupted run did.
           self._validate(step)
-          self.latest_manager.save(checkpoint_number=step)
           window_start, window_steps, window_tokens = time.time(), 0, 0.0
+        if validation_due or step % config.checkpoint_every_steps == 0:
+          self.latest_manager.save(checkpoint_number=step)
         if stop.requested:
           self._stop(stop, step)
         if step >= self.total_steps:

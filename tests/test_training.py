@@ -38,8 +38,12 @@ def test_non_finite_step_skips_the_update(trainer):
   iterations = int(trainer.optimizer.iterations.numpy())
   poisoned = tf.tensor_scatter_nd_update(batch, [[0, 0, 0, 0]], [np.nan])
   skipped = int(trainer.skipped_steps.numpy())
+  statistics = [v.numpy() for v in trainer.model.non_trainable_variables]
   stats = trainer.train_step(poisoned)
   assert not bool(stats["finite"])
+  for before, variable in zip(statistics, trainer.model.non_trainable_variables):
+    if "moving" in variable.path:  # Batch-norm statistics: the forward pass updated them.
+      np.testing.assert_array_equal(before, variable.numpy())
   assert int(trainer.skipped_steps.numpy()) == skipped + 1
   assert int(trainer.optimizer.iterations.numpy()) == iterations
   for before, variable in zip(weights, trainer.model.trainable_variables):
@@ -47,3 +51,51 @@ def test_non_finite_step_skips_the_update(trainer):
   stats = trainer.train_step(batch)
   assert bool(stats["finite"]) and int(trainer.optimizer.iterations.numpy()) == iterations + 1
   assert any(np.any(b != v.numpy()) for b, v in zip(weights, trainer.model.trainable_variables))
+
+
+def _poisoned_trainer(workdir, data_dir, cache_dir, poisoned_steps):
+  """A smoke Trainer whose training batches at the given (0-based) steps hold a NaN pixel."""
+  config = config_lib.apply_smoke(config_lib.image_config())
+  config.data.data_dir, config.data.cache_dir = str(data_dir), str(cache_dir)
+  config.train.checkpoint_every_steps = 2
+  config.train.max_consecutive_nonfinite = 3
+  trainer = training.Trainer(config, str(workdir))
+  clean_epoch, steps_per_epoch = trainer.train_input.epoch, trainer.steps_per_epoch
+  poisoned = tf.constant(sorted(poisoned_steps), tf.int64)
+
+  def epoch(index, skip_batches=0):
+    batches = clean_epoch(index, skip_batches).enumerate(
+        start=index * steps_per_epoch + skip_batches)
+    return batches.map(lambda step, x: tf.where(
+        tf.reduce_any(tf.equal(step, poisoned)), x + np.float32(np.nan), x))
+
+  trainer.train_input.epoch = epoch
+  return trainer
+
+
+def test_an_isolated_nan_batch_is_skipped_counted_and_training_goes_on(tmp_path, data_dir,
+                                                                      cache_dir):
+  trainer = _poisoned_trainer(tmp_path / "run", data_dir, cache_dir, poisoned_steps=[4, 9])
+  metrics = trainer.train()
+  assert metrics["steps"] == 16 and np.isfinite(metrics["test"]["neg_elbo"])
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "run" /
+                                                                    "checkpoints")))
+  assert reader.get_tensor("skipped_steps/.ATTRIBUTES/VARIABLE_VALUE") == 2
+  assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 14
+
+
+def test_consecutive_nan_batches_stop_the_run_with_the_last_good_checkpoint(tmp_path, data_dir,
+                                                                           cache_dir):
+  trainer = _poisoned_trainer(tmp_path / "run", data_dir, cache_dir, poisoned_steps=range(5, 16))
+  with pytest.raises(training.NonFiniteLossError,
+                     match=r"3 consecutive steps had a non-finite loss or gradient \(last at "
+                           r"step 8\); the last good checkpoint is .*ckpt-6"):
+    trainer.train()
+  latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+  # Step 6 was skipped, so ckpt-6 holds the state after step 5: no NaN reached it.
+  assert latest.endswith("ckpt-6")
+  reader = tf.train.load_checkpoint(latest)
+  for name in reader.get_variable_to_shape_map():
+    value = reader.get_tensor(name)
+    if np.issubdtype(np.asarray(value).dtype, np.floating):  # best_validation starts at inf.
+      assert not np.any(np.isnan(value)), name

@@ -12,6 +12,7 @@ from skip_vae_tf import objectives
 from skip_vae_tf.data import text as text_data
 from skip_vae_tf.models import decoders
 from skip_vae_tf.models import encoders
+from skip_vae_tf.models import seeds
 from skip_vae_tf.models import text
 
 tfd = tfp.distributions
@@ -33,6 +34,9 @@ class VAE(keras.Model):
     self.encoder = encoder
     self.decoder = decoder
     self.latent_dim = latent_dim
+    # Posterior draws are stateless, seeded from a checkpointed state: a resumed run draws
+    # what an uninterrupted one would have.
+    self.sampling_seed = seeds.SeedState(name="sampling_seed")
 
   def build(self, input_shape):
     """Nothing to create here: the encoder and decoder build on the first call."""
@@ -44,7 +48,7 @@ class VAE(keras.Model):
 
   def call(self, x, training=False):
     posterior = self.encoder(x, training=training)
-    z = posterior.sample()
+    z = posterior.sample(seed=self.sampling_seed.next())
     terms = objectives.elbo_terms(self.decoder.log_likelihood(x, z, training=training),
                                   posterior, self.prior())
     terms["posterior_mean"] = posterior.distribution.loc
