@@ -110,6 +110,7 @@ def main(argv):
     print(f"train.py: stopped: {interrupted}", file=sys.stderr)
     sys.exit(128 + interrupted.signal_number)
   except (config_lib.ConfigError, files.DataFileError, training.WorkdirMismatchError,
+          training.WorkdirError, training.CheckpointWriteError,
           training.NonFiniteLossError) as error:
     sys.exit(f"train.py: error: {error}")
   print(f"Done: {workdir}/metrics.json; inspect with: tensorboard --logdir {workdir}")

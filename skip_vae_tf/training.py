@@ -48,6 +48,44 @@ class WorkdirMismatchError(RuntimeError):
   """The workdir holds a run whose model or data config differs from the requested one."""
 
 
+class WorkdirError(RuntimeError):
+  """The workdir cannot be used: not a folder, not readable and writable, corrupt config."""
+
+
+class CheckpointWriteError(RuntimeError):
+  """A checkpoint could not be written (full disk, lost permissions); earlier ones are intact."""
+
+
+def _save(manager: tf.train.CheckpointManager, step: int) -> None:
+  """manager.save(step), or a CheckpointWriteError naming the folder and the intact one.
+
+  TF writes the checkpoint's files under a temporary name and records it in the folder's
+  `checkpoint` state file only once they are complete, so a failed or killed write leaves
+  the previous checkpoint as the latest.
+  """
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.OpError, OSError) as error:
+    reason = (error.message if isinstance(error, tf.errors.OpError) else str(error))
+    raise CheckpointWriteError(
+        f"cannot write the step-{step} checkpoint to {manager.directory} "
+        f"({reason.strip().splitlines()[0][:200]}); the last complete checkpoint "
+        f"{manager.latest_checkpoint} is intact: free space or fix permissions, then run the "
+        "same command to resume") from error
+
+
+def _prepare_workdir(workdir: pathlib.Path) -> None:
+  """Creates the workdir or checks that an existing one is a readable, writable folder."""
+  if workdir.exists() and not workdir.is_dir():
+    raise WorkdirError(f"workdir {workdir} exists and is not a folder")
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as error:
+    raise WorkdirError(f"cannot create workdir {workdir}: {error.strerror or error}") from error
+  if not os.access(workdir, os.R_OK | os.W_OK | os.X_OK):
+    raise WorkdirError(f"workdir {workdir} is not readable and writable by this user")
+
+
 class NonFiniteLossError(RuntimeError):
   """Too many consecutive steps had a non-finite loss or gradient."""
 
@@ -91,7 +129,11 @@ def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDi
   path = workdir / "config.json"
   current = json.loads(config.to_json_best_effort())
   if path.exists():
-    saved = json.loads(path.read_text())
+    try:
+      saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+      raise WorkdirError(f"cannot read {path} ({error}): is {workdir} a training workdir? "
+                         "Use another --workdir, or restore the file") from error
     for section in _CHECKPOINT_DEFINING:
       for key in sorted(set(saved.get(section, {})) | set(current[section])):
         if key in ("data_dir", "cache_dir"):
@@ -131,7 +173,7 @@ class Trainer:
     config_lib.validate(config)
     self.config = config
     self.workdir = pathlib.Path(workdir)
-    self.workdir.mkdir(parents=True, exist_ok=True)
+    _prepare_workdir(self.workdir)
     logging.get_absl_logger().addFilter(_drop_tensorflow_info)
     self.data = datasets.load_configured(config.data, config.seed)
     if config_lib.is_text(config):
@@ -301,7 +343,7 @@ class Trainer:
                  ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
     if scalars["neg_elbo"] < float(self.best_validation.numpy()):
       self.best_validation.assign(scalars["neg_elbo"])
-      self.best_manager.save(checkpoint_number=step)
+      _save(self.best_manager, step)
       logging.info("new best validation neg_elbo %.4f: saved %s", scalars["neg_elbo"],
                    self.best_manager.latest_checkpoint)
     else:
@@ -355,7 +397,7 @@ class Trainer:
   def _stop(self, stop: stop_signals.StopRequests, step: int) -> None:
     latest = self.latest_manager.latest_checkpoint
     if latest is None or not latest.endswith(f"-{step}"):
-      self.latest_manager.save(checkpoint_number=step)
+      _save(self.latest_manager, step)
     raise TrainingInterrupted(
         f"{stop.signal_name} received: saved {self.latest_manager.latest_checkpoint} at step "
         f"{step}; run the same command to resume", stop.signal_number)
@@ -424,7 +466,7 @@ class Trainer:
           self._validate(step)
           window_start, window_steps, window_tokens = time.time(), 0, 0.0
         if validation_due or step % config.checkpoint_every_steps == 0:
-          self.latest_manager.save(checkpoint_number=step)
+          _save(self.latest_manager, step)
         if stop.requested:
           self._stop(stop, step)
         if step >= self.total_steps:
@@ -434,7 +476,7 @@ class Trainer:
   def _final_metrics(self, step: int, train_seconds: float) -> dict:
     """Validation and test metrics of the best checkpoint, written to metrics.json."""
     if self.latest_manager.latest_checkpoint is None or int(self.step.numpy()) != step:
-      self.latest_manager.save(checkpoint_number=step)
+      _save(self.latest_manager, step)
     if self.best_manager.latest_checkpoint is None:
       self._validate(step)
     best = self.best_manager.latest_checkpoint

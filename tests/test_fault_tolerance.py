@@ -5,6 +5,8 @@ uninterrupted run ends."""
 import json
 import os
 import pathlib
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,3 +131,60 @@ def test_sigkill_anywhere_then_resume_matches_an_uninterrupted_run(uninterrupted
   for name, value in expected.items():
     np.testing.assert_allclose(actual[name], value, atol=WEIGHT_TOLERANCE, rtol=0, err_msg=name)
   assert _metrics(workdir) == _metrics(uninterrupted)
+
+
+def _limit_file_size(max_bytes: int):
+  """preexec_fn: files the run writes cannot grow past max_bytes (writes fail with EFBIG,
+  as on a full disk; Python ignores the SIGXFSZ that comes with it)."""
+  def limit():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+  return limit
+
+
+def _train(workdir, data_dir, cache_dir, *extra, preexec_fn=None):
+  env = dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
+             TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, TRAIN, *ARGS, f"--workdir={workdir}", *extra], env=env,
+                        capture_output=True, text=True, timeout=300, check=False,
+                        preexec_fn=preexec_fn)
+
+
+def test_full_disk_at_a_checkpoint_is_one_error_and_leaves_the_last_checkpoint(
+    uninterrupted, tmp_path, data_dir, cache_dir):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  before = {p.name: p.read_bytes() for p in (workdir / "checkpoints").iterdir()}
+  # 100 kB: the event files still grow, the 150 kB checkpoint data file cannot be written.
+  result = _train(workdir, data_dir, cache_dir, "--config.train.epochs=3",
+                  preexec_fn=_limit_file_size(100_000))
+  assert result.returncode == 1, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("train.py: error: cannot write the step-18 checkpoint to") and (
+      "ckpt-16 is intact" in last), result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-16")
+  for name, content in before.items():
+    assert (workdir / "checkpoints" / name).read_bytes() == content, name
+  _assert_checkpoints_complete(workdir)
+  # Space again: the same command resumes from step 16.
+  result = _train(workdir, data_dir, cache_dir, "--config.train.epochs=3")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Resumed from step 16" in result.stderr
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("file", "exists and is not a folder"),
+    ("corrupt_config", "config.json (Expecting value"),
+])
+def test_unusable_workdir_is_one_error(breakage, message, tmp_path, data_dir, cache_dir):
+  workdir = tmp_path / "run"
+  if breakage == "file":
+    workdir.write_text("not a folder")
+  else:
+    workdir.mkdir()
+    (workdir / "config.json").write_text("")
+  result = _train(workdir, data_dir, cache_dir)
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("train.py: error:") and message in last, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
