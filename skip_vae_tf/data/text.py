@@ -103,15 +103,19 @@ def read_vocabulary_file(path: pathlib.Path) -> Vocabulary:
   Raises:
     files.DataFileError: a line that is not `word id`, ids out of order, or missing specials.
   """
+  try:
+    lines = path.read_text(encoding="utf-8").splitlines()
+  except (OSError, UnicodeDecodeError) as error:
+    raise files.DataFileError(f"cannot read vocabulary file {path}: {error}") from error
   tokens = []
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, start=1):
-      fields = line.split()
-      if len(fields) != 2 or not fields[1].isdigit() or int(fields[1]) != number - 1:
-        raise files.DataFileError(
-            f"vocabulary file {path}, line {number}: expected '<word> {number - 1}', "
-            f"got {line.rstrip()!r}")
-      tokens.append(fields[0])
+  for number, line in enumerate(lines, start=1):
+    fields = line.split()
+    if (len(fields) != 2 or not (fields[1].isascii() and fields[1].isdigit())
+        or int(fields[1]) != number - 1):
+      raise files.DataFileError(
+          f"vocabulary file {path}, line {number}: expected '<word> {number - 1}', "
+          f"got {line.rstrip()!r}")
+    tokens.append(fields[0])
   try:
     return Vocabulary(tuple(tokens))
   except ValueError as error:
