@@ -13,7 +13,7 @@ DATASETS = IMAGE_DATASETS + TEXT_DATASETS
 ENCODERS = ("resnet", "mlp")
 DECODERS = ("pixelcnn", "mlp")
 OPTIMIZERS = ("adam", "sgd")
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
 class ConfigError(ValueError):

@@ -39,6 +39,14 @@ class CheckpointMismatchError(RuntimeError):
   """A run's checkpoint does not hold the variables its config.json describes."""
 
 
+def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
+  """`strategy.experimental_distribute_dataset` with each global batch split by element
+  across workers (DATA sharding: our inputs are in-memory arrays, not files)."""
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
 def make_eval_step(model: vae_lib.VAE, strategy: tf.distribute.Strategy, jit_compile: bool):
   """A tf.function: distributed batch -> {key: (B, ...)} of OUTPUT_KEYS, gathered."""
 
@@ -69,8 +77,7 @@ def posterior_outputs(eval_step, strategy: tf.distribute.Strategy, data: dataset
                       split: str, batch_size: int) -> dict[str, np.ndarray]:
   """Per-example OUTPUT_KEYS over all N examples of `split`: {key: (N, ...)} arrays, in
   the split's stored order whatever order the batches visit them in."""
-  dataset = strategy.experimental_distribute_dataset(
-      data.evaluation_batches(split, batch_size))
+  dataset = distribute(strategy, data.evaluation_batches(split, batch_size))
   parts: dict[str, list[np.ndarray]] = {}
   for batch in dataset:
     for key, value in eval_step(batch).items():

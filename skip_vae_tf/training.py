@@ -16,10 +16,12 @@ Workdir layout:
   vocabulary.txt         text runs: the vocabulary, `word id` per line
 """
 
+import hashlib
 import json
 import math
 import os
 import pathlib
+import shutil
 import time
 
 from absl import logging
@@ -98,9 +100,22 @@ class TrainingInterrupted(RuntimeError):
     self.signal_number = signal_number
 
 
+def _cluster_size() -> int:
+  """Tasks in the cluster that $TF_CONFIG describes (0 when it is unset)."""
+  cluster = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("cluster", {})
+  return sum(len(tasks) for name, tasks in cluster.items() if name in ("chief", "worker"))
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-  """'default': one device; 'mirrored': all GPUs, else all logical CPUs; 'auto': mirrored
-  when there are several GPUs, else default."""
+  """'default': one device; 'mirrored': all GPUs, else all logical CPUs;
+  'multi_worker': MultiWorkerMirroredStrategy over the hosts of $TF_CONFIG; 'auto':
+  multi_worker when $TF_CONFIG names several tasks, else mirrored when there are several
+  GPUs, else default. Create it before any other TF op runs (collectives are configured
+  at startup)."""
+  if name == "multi_worker" or (name == "auto" and _cluster_size() > 1):
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING))
   gpus = tf.config.list_logical_devices("GPU")
   if name == "default" or (name == "auto" and len(gpus) < 2):
     return tf.distribute.get_strategy()
@@ -124,8 +139,22 @@ def _set_vocab_size(config: ml_collections.ConfigDict, vocab_size: int) -> None:
   config.model.vocab_size = vocab_size
 
 
-def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
-  """Writes config.json on the first run; on a resume, refuses a changed model or data."""
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the run's files: the chief task, else worker 0 (a
+  single-process strategy is always chief)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  return (resolver.task_type == "worker" and resolver.task_id == 0
+          and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDict,
+                          write: bool = True) -> None:
+  """Writes config.json on the first run (if `write`); on a resume, refuses a changed model
+  or data."""
   path = workdir / "config.json"
   current = json.loads(config.to_json_best_effort())
   if path.exists():
@@ -143,7 +172,7 @@ def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDi
           raise WorkdirMismatchError(
               f"workdir {workdir} holds a run with {section}.{key}={old!r}, but this run asks "
               f"for {new!r}; use another --workdir or the same config")
-  else:
+  elif write:
     tmp = path.with_name("config.json.tmp")
     tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
     tmp.replace(path)
@@ -175,16 +204,24 @@ class Trainer:
     self.workdir = pathlib.Path(workdir)
     _prepare_workdir(self.workdir)
     logging.get_absl_logger().addFilter(_drop_tensorflow_info)
+    self.strategy = make_strategy(config.train.strategy)
+    # Only the chief writes the run's files; other workers write their (identical)
+    # checkpoints to a private WORKDIR/.worker<i> (emptied at start and removed at the end)
+    # and no summaries.
+    self.is_chief = is_chief(self.strategy)
+    self.write_dir = self.workdir
+    if not self.is_chief:
+      self.write_dir = self.workdir / f".worker{self.strategy.cluster_resolver.task_id}"
+      shutil.rmtree(self.write_dir, ignore_errors=True)
     self.data = datasets.load_configured(config.data, config.seed)
     if config_lib.is_text(config):
       _set_vocab_size(config, self.data.vocabulary.size)
-    _check_workdir_config(self.workdir, config)
-    if config_lib.is_text(config):  # Exports read it: the workdir alone defines the model.
+    _check_workdir_config(self.workdir, config, write=self.is_chief)
+    if config_lib.is_text(config) and self.is_chief:  # Exports read it with the weights.
       text_data.write_vocabulary_file(self.workdir / VOCABULARY_FILE, self.data.vocabulary)
     keras.utils.set_random_seed(config.seed)
     if config.train.deterministic:
       tf.config.experimental.enable_op_determinism()
-    self.strategy = make_strategy(config.train.strategy)
     self.global_batch_size = config.train.batch_size
     if self.global_batch_size % self.strategy.num_replicas_in_sync:
       raise config_lib.ConfigError(
@@ -208,10 +245,13 @@ class Trainer:
                                           best_validation=self.best_validation,
                                           skipped_steps=self.skipped_steps)
     self.latest_manager = tf.train.CheckpointManager(
-        self.checkpoint, str(self.workdir / "checkpoints"), config.train.checkpoints_to_keep)
-    self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(self.workdir / "best"), 1)
-    self.train_writer = tf.summary.create_file_writer(str(self.workdir / "train"))
-    self.validation_writer = tf.summary.create_file_writer(str(self.workdir / "validation"))
+        self.checkpoint, str(self.write_dir / "checkpoints"), config.train.checkpoints_to_keep)
+    self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(self.write_dir / "best"),
+                                                   1)
+    self.train_writer, self.validation_writer = (
+        (tf.summary.create_file_writer(str(self.workdir / "train")),
+         tf.summary.create_file_writer(str(self.workdir / "validation"))) if self.is_chief
+        else (tf.summary.create_noop_writer(), tf.summary.create_noop_writer()))
     self._gradient_step, self._apply_step = self._make_train_step()
     self._moving_statistics = [v for v in self.model.non_trainable_variables
                                if v.dtype in ("float32", "float64")]
@@ -277,8 +317,11 @@ class Trainer:
 
     @tf.function
     def apply_step(share):
-      strategy.run(lambda g: optimizer.apply_gradients(zip(g, model.trainable_variables)),
-                   args=(share,))
+      # tf.identity places each gradient on the replica's device: with one replica per
+      # worker (MultiWorkerMirroredStrategy) they arrive as plain tensors without one, and
+      # the optimizer's all-reduce needs a destination.
+      strategy.run(lambda g: optimizer.apply_gradients(
+          zip([tf.identity(t) for t in g], model.trainable_variables)), args=(share,))
 
     return gradient_step, apply_step
 
@@ -353,7 +396,8 @@ class Trainer:
   # ---- the loop ----------------------------------------------------------------------
 
   def _restore(self) -> int:
-    latest = self.latest_manager.latest_checkpoint
+    # Every worker resumes from the chief's checkpoints (the workdir is shared).
+    latest = tf.train.latest_checkpoint(str(self.workdir / "checkpoints"))
     if latest is None:
       logging.info("Starting a new run in %s", self.workdir)
       return 0
@@ -391,8 +435,12 @@ class Trainer:
       TrainingInterrupted: SIGTERM/SIGINT arrived; a checkpoint of the last finished step
         was written first.
     """
-    with stop_signals.StopRequests() as stop:
-      return self._train(stop)
+    try:
+      with stop_signals.StopRequests() as stop:
+        return self._train(stop)
+    finally:
+      if not self.is_chief:
+        shutil.rmtree(self.write_dir, ignore_errors=True)
 
   def _stop(self, stop: stop_signals.StopRequests, step: int) -> None:
     latest = self.latest_manager.latest_checkpoint
@@ -404,7 +452,7 @@ class Trainer:
 
   def _train(self, stop: stop_signals.StopRequests) -> dict:
     step = self._restore()
-    if step == 0:
+    if step == 0 and self.is_chief:
       self._write_run_info()
     logging.info("Data: %s", self.data.source)
     logging.info("%s: %d parameters; %d steps of batch %d (%d per epoch) on %d replica(s)",
@@ -416,8 +464,8 @@ class Trainer:
     consecutive_nonfinite = 0
     while step < self.total_steps:
       epoch, offset = divmod(step, self.steps_per_epoch)
-      dataset = self.strategy.experimental_distribute_dataset(
-          self.train_input.epoch(epoch, skip_batches=offset))
+      dataset = evaluation.distribute(self.strategy,
+                                      self.train_input.epoch(epoch, skip_batches=offset))
       for batch in dataset:
         self.kl_weight.assign(objectives.linear_kl_weight(
             step, self.steps_per_epoch, config.kl_warmup_epochs, config.kl_start_weight))
@@ -477,9 +525,11 @@ class Trainer:
     """Validation and test metrics of the best checkpoint, written to metrics.json."""
     if self.latest_manager.latest_checkpoint is None or int(self.step.numpy()) != step:
       _save(self.latest_manager, step)
-    if self.best_manager.latest_checkpoint is None:
+    # Decided on a value every worker holds, so that all run the same collectives.
+    if not math.isfinite(float(self.best_validation.numpy())):
       self._validate(step)
-    best = self.best_manager.latest_checkpoint
+    best = (self.best_manager.latest_checkpoint
+            or tf.train.latest_checkpoint(str(self.workdir / "best")))
     self.checkpoint.restore(best).assert_existing_objects_matched()
     validation, validation_kl = self.evaluate("validation")
     test, test_kl = self.evaluate("test")
@@ -498,13 +548,25 @@ class Trainer:
         "units": evaluation.units_note(self.config),
     }
     path = self.workdir / "metrics.json"
-    tmp = path.with_name("metrics.json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    if self.is_chief:
+      tmp = path.with_name("metrics.json.tmp")
+      tmp.write_text(json.dumps(result, indent=2))
+      tmp.replace(path)
     self.checkpoint.restore(self.latest_manager.latest_checkpoint)
+    logging.info("weights fingerprint at step %d: %s", step, self.weights_fingerprint())
     logging.info("test at best checkpoint: %s; wrote %s",
                  ", ".join(f"{k} {v:.4g}" for k, v in test.items()), path)
     return result
+
+
+  def weights_fingerprint(self) -> str:
+    """sha256 of the trainable weights: equal on all workers of a healthy run. (Batch-norm
+    moving statistics are each replica's running estimate from its own batches, as in
+    Keras; checkpoints hold the chief's.)"""
+    digest = hashlib.sha256()
+    for variable in self.model.trainable_variables:
+      digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

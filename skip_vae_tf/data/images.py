@@ -18,6 +18,7 @@ Sources (all verified against registered checksums before use):
 
 import dataclasses
 import gzip
+import os
 import pathlib
 import shutil
 
@@ -170,7 +171,7 @@ def _gunzip_to(source: pathlib.Path, target: pathlib.Path) -> None:
   if target.exists():
     return
   target.parent.mkdir(parents=True, exist_ok=True)
-  partial = target.with_name(target.name + ".partial")
+  partial = target.with_name(f"{target.name}.{os.getpid()}.partial")  # Per process: workers race.
   with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
   partial.replace(target)
@@ -287,7 +288,7 @@ def _load_omniglot(data_dir, cache_dir, seed, validation_size):
     arrays = {key: value for key, value in zip(keys, parts) if value is not None}
     arrays["validation"] = binarize_once(arrays["validation"], seed, stream=1)
     arrays["test"] = binarize_once(arrays["test"], seed, stream=2)
-    partial = cache.with_name(cache.name + ".partial.npz")
+    partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial.npz")  # Per process.
     np.savez(partial, **arrays)
     partial.replace(cache)
     logging.info("Omniglot: cached converted arrays in %s", cache)

@@ -3,7 +3,8 @@
 Keras' `SeedGenerator` keeps its state in a variable that TF checkpoints do not save, so a
 resumed run would redraw the noise of the steps it already took. `SeedState` is a layer
 whose state is an ordinary non-trainable weight: checkpointed with the model, restored on
-resume, and updated by the first replica only under a distribution strategy.
+resume. Under a distribution strategy every replica advances its copy by the same step, as
+Keras' batch-norm statistics are updated.
 """
 
 import random
@@ -24,7 +25,6 @@ class SeedState(keras.layers.Layer):
     initial = random.getrandbits(31)
     self.state = self.add_weight(
         shape=(2,), dtype="int64", trainable=False, name="state",
-        aggregation="only_first_replica",
         initializer=lambda shape, dtype: tf.constant([initial, 0], dtype))
     self.built = True
 
