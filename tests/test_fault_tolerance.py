@@ -28,11 +28,15 @@ ARGS = ["--smoke", "--dataset=omniglot", "--skip=true", "--config.train.determin
 WEIGHT_TOLERANCE = 0.0
 
 
+def _env(data_dir, cache_dir) -> dict[str, str]:
+  return dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
+              TF_CPP_MIN_LOG_LEVEL="2")
+
+
 def _start(workdir: pathlib.Path, data_dir, cache_dir) -> subprocess.Popen:
-  env = dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
-             TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.Popen([sys.executable, TRAIN, *ARGS, f"--workdir={workdir}"], env=env,
-                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+  return subprocess.Popen([sys.executable, TRAIN, *ARGS, f"--workdir={workdir}"],
+                          env=_env(data_dir, cache_dir), stderr=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, text=True)
 
 
 def _run_until(process: subprocess.Popen, kill_when, timeout: float = 300) -> bool:
@@ -142,11 +146,9 @@ def _limit_file_size(max_bytes: int):
 
 
 def _train(workdir, data_dir, cache_dir, *extra, preexec_fn=None):
-  env = dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
-             TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.run([sys.executable, TRAIN, *ARGS, f"--workdir={workdir}", *extra], env=env,
-                        capture_output=True, text=True, timeout=300, check=False,
-                        preexec_fn=preexec_fn)
+  return subprocess.run([sys.executable, TRAIN, *ARGS, f"--workdir={workdir}", *extra],
+                        env=_env(data_dir, cache_dir), capture_output=True, text=True,
+                        timeout=300, check=False, preexec_fn=preexec_fn)
 
 
 def test_full_disk_at_a_checkpoint_is_one_error_and_leaves_the_last_checkpoint(

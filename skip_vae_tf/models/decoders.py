@@ -26,16 +26,12 @@ def bernoulli_image(logits: tf.Tensor) -> tfd.Distribution:
 
 
 class ImageDecoder(keras.layers.Layer):
-  """What every image decoder shares: the likelihood of x and reconstructions by sampling."""
+  """What every image decoder shares: the likelihood of x (and `sample`, `greedy`)."""
 
   def log_likelihood(self, x, z, training=False):
     """(B,) log p(x|z), nats per image."""
     del training  # No dropout or batch statistics in the image decoders.
     return self(x, z).log_prob(x)
-
-  def reconstruct(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """What training summaries show for a posterior mean: an ancestral sample."""
-    return self.sample(z, seed)
 
 
 class PixelCNNDecoder(ImageDecoder):

@@ -69,6 +69,11 @@ class VAE(keras.Model):
         tf.random.experimental.stateless_split(seed, 3))
     means = self.encoder(x, training=False).distribution.loc
     prior_z = tf.random.stateless_normal([num_prior_samples, self.latent_dim], prior_seed)
+    if isinstance(self.decoder, decoders.ImageDecoder):
+      # Image reconstructions are samples too: one sampling loop for both (the PixelCNN's
+      # loop is slow to trace).
+      images = self.decoder.sample(tf.concat([means, prior_z], axis=0), sample_seed)
+      return images[:tf.shape(means)[0]], images[tf.shape(means)[0]:]
     return (self.decoder.reconstruct(means, reconstruct_seed),
             self.decoder.sample(prior_z, sample_seed))
 
