@@ -42,7 +42,8 @@ def main(argv):
     result = evaluation.evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value,
                                      _IW_SAMPLES.value, _IW_CHUNK.value, _BATCH_SIZE.value,
                                      _DATA_DIR.value, _MAX_EXAMPLES.value)
-  except (FileNotFoundError, files.DataFileError) as error:
+  except (FileNotFoundError, files.DataFileError, evaluation.CheckpointMismatchError) as error:
+    evaluation.silence_tensorflow_warnings()
     sys.exit(f"evaluate.py: error: {error}")
   print(evaluation.markdown_table(result))
 

@@ -43,6 +43,7 @@ def main(argv):
                              _IW_SAMPLES.value, _SCORE_SEED.value, _DATA_DIR.value)
   except (OSError, files.DataFileError, export.ExportError,
           evaluation.CheckpointMismatchError) as error:
+    evaluation.silence_tensorflow_warnings()
     sys.exit(f"export.py: error: {error}")
   print(f"Exported {path}")
 

@@ -98,6 +98,7 @@ def main(argv):
       f"{'_smoke' if _SMOKE.value else ''}")
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf import evaluation  # pylint: disable=g-import-not-at-top
   from skip_vae_tf import training  # pylint: disable=g-import-not-at-top
   from skip_vae_tf.data import files  # pylint: disable=g-import-not-at-top
   if _CPU_DEVICES.value > 1:
@@ -111,7 +112,8 @@ def main(argv):
     sys.exit(128 + interrupted.signal_number)
   except (config_lib.ConfigError, files.DataFileError, training.WorkdirMismatchError,
           training.WorkdirError, training.CheckpointWriteError,
-          training.NonFiniteLossError) as error:
+          evaluation.CheckpointMismatchError, training.NonFiniteLossError) as error:
+    evaluation.silence_tensorflow_warnings()
     sys.exit(f"train.py: error: {error}")
   print(f"Done: {workdir}/metrics.json; inspect with: tensorboard --logdir {workdir}")
 

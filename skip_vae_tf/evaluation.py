@@ -11,7 +11,6 @@
 Definitions and units: docs/metrics.md.
 """
 
-import gc
 import json
 import logging as pylogging
 import math
@@ -226,23 +225,35 @@ def restore_model(workdir: pathlib.Path, checkpoint: str) -> tuple[
   if path is None:
     raise FileNotFoundError(f"no {checkpoint} checkpoint in {folder}")
   model = vae_lib.build_vae(config.model)
+  restore_checkpoint(tf.train.Checkpoint(model=model), path, config_path, partial=True)
+  return config, model, path
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str,
+                       config_path: pathlib.Path, partial: bool = False) -> None:
+  """Restores `path` into `checkpoint`, every object of which must be in it (`partial`:
+  the checkpoint may hold more, e.g. the optimizer).
+
+  Raises:
+    CheckpointMismatchError: a variable is missing or has another shape; one line naming
+      the checkpoint, the config it should match, and the first difference.
+  """
   try:
-    tf.train.Checkpoint(model=model).restore(path).expect_partial(
-        ).assert_existing_objects_matched()
-    return config, model, path
+    status = checkpoint.restore(path)
+    if partial:
+      status = status.expect_partial()
+    status.assert_existing_objects_matched()
+    return
   except (AssertionError, ValueError, tf.errors.OpError) as error:
     message = (f"checkpoint {path} does not hold the model that {config_path} describes "
                f"({str(error).strip().splitlines()[0][:300]})")
-  # The failed restore's leftovers log a page of warnings when collected: collect them now,
-  # quietly, so that the error is the last word.
-  tf_logger = pylogging.getLogger("tensorflow")
-  level = tf_logger.level
-  tf_logger.setLevel(pylogging.ERROR)
-  try:
-    gc.collect()
-  finally:
-    tf_logger.setLevel(level)
   raise CheckpointMismatchError(message)
+
+
+def silence_tensorflow_warnings() -> None:
+  """For binaries exiting on an error: the objects of a failed checkpoint restore log a page
+  of warnings when collected at exit, after the one-line error."""
+  pylogging.getLogger("tensorflow").setLevel(pylogging.ERROR)
 
 
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",

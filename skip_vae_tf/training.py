@@ -78,12 +78,12 @@ def _save(manager: tf.train.CheckpointManager, step: int) -> None:
 
 def _prepare_workdir(workdir: pathlib.Path) -> None:
   """Creates the workdir or checks that an existing one is a readable, writable folder."""
-  if workdir.exists() and not workdir.is_dir():
-    raise WorkdirError(f"workdir {workdir} exists and is not a folder")
   try:
+    if workdir.exists() and not workdir.is_dir():
+      raise WorkdirError(f"workdir {workdir} exists and is not a folder")
     workdir.mkdir(parents=True, exist_ok=True)
   except OSError as error:
-    raise WorkdirError(f"cannot create workdir {workdir}: {error.strerror or error}") from error
+    raise WorkdirError(f"cannot use workdir {workdir}: {error.strerror or error}") from error
   if not os.access(workdir, os.R_OK | os.W_OK | os.X_OK):
     raise WorkdirError(f"workdir {workdir} is not readable and writable by this user")
 
@@ -401,7 +401,7 @@ class Trainer:
     if latest is None:
       logging.info("Starting a new run in %s", self.workdir)
       return 0
-    self.checkpoint.restore(latest).assert_existing_objects_matched()
+    evaluation.restore_checkpoint(self.checkpoint, latest, self.workdir / "config.json")
     step = int(self.step.numpy())
     logging.info("Resumed from step %d (epoch %d, checkpoint %s)", step,
                  step // self.steps_per_epoch, latest)

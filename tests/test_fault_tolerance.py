@@ -145,8 +145,8 @@ def _limit_file_size(max_bytes: int):
   return limit
 
 
-def _train(workdir, data_dir, cache_dir, *extra, preexec_fn=None):
-  return subprocess.run([sys.executable, TRAIN, *ARGS, f"--workdir={workdir}", *extra],
+def _train(workdir, data_dir, cache_dir, *extra, preexec_fn=None, prefix=()):
+  return subprocess.run([*prefix, sys.executable, TRAIN, *ARGS, f"--workdir={workdir}", *extra],
                         env=_env(data_dir, cache_dir), capture_output=True, text=True,
                         timeout=300, check=False, preexec_fn=preexec_fn)
 
@@ -189,4 +189,42 @@ def test_unusable_workdir_is_one_error(breakage, message, tmp_path, data_dir, ca
   assert result.returncode == 1
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("train.py: error:") and message in last, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+
+
+# Root reads any folder: as root, run without the capabilities that let it (util-linux setpriv).
+_WITHOUT_ROOT_FILE_ACCESS = (
+    ("setpriv", "--inh-caps=-dac_override,-dac_read_search",
+     "--bounding-set=-dac_override,-dac_read_search") if os.geteuid() == 0 else ())
+
+
+def test_unreadable_workdir_is_one_error(tmp_path, data_dir, cache_dir):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "config.json").write_text("{}")
+  workdir.chmod(0o000)
+  try:
+    result = _train(workdir, data_dir, cache_dir, prefix=_WITHOUT_ROOT_FILE_ACCESS)
+  finally:
+    workdir.chmod(0o755)
+  assert result.returncode == 1, result.stderr[-2000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("train.py: error:") and str(workdir) in last, result.stderr[-2000:]
+  assert ("Permission denied" in last or "not readable and writable" in last), last
+  assert "Traceback" not in result.stderr
+  assert (workdir / "config.json").read_text() == "{}"
+
+
+def test_checkpoints_of_another_model_are_refused_not_partly_loaded(uninterrupted, tmp_path,
+                                                                     data_dir, cache_dir):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  saved = json.loads((workdir / "config.json").read_text())
+  saved["model"]["latent_dim"] = 6  # config.json now agrees with the run below; the weights not.
+  (workdir / "config.json").write_text(json.dumps(saved))
+  result = _train(workdir, data_dir, cache_dir, "--config.model.latent_dim=6")
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("train.py: error: checkpoint") and "does not hold the model" in last and (
+      "shape" in last), result.stderr[-2000:]
   assert "Traceback" not in result.stderr
