@@ -26,8 +26,6 @@ _IW_SAMPLES = flags.DEFINE_integer("iw_samples", 10, "K of the score signature's
                                    "importance-weighted NLL.", lower_bound=1)
 _SCORE_SEED = flags.DEFINE_integer("score_seed", 0, "Seeds the K draws the score signature "
                                    "shares across examples.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder; only for text runs whose "
-                                "workdir lacks vocabulary.txt.")
 
 
 def main(argv):
@@ -40,7 +38,7 @@ def main(argv):
   from skip_vae_tf.data import files
   try:
     path = export.export_run(_WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value,
-                             _IW_SAMPLES.value, _SCORE_SEED.value, _DATA_DIR.value)
+                             _IW_SAMPLES.value, _SCORE_SEED.value)
   except (OSError, files.DataFileError, export.ExportError,
           evaluation.CheckpointMismatchError) as error:
     evaluation.silence_tensorflow_warnings()

@@ -26,6 +26,7 @@ import tensorflow_probability as tfp
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import metrics
 from skip_vae_tf.data import datasets
+from skip_vae_tf.data import files
 from skip_vae_tf.models import vae as vae_lib
 
 # Per-example outputs of an evaluation pass; text models add "num_tokens".
@@ -81,10 +82,9 @@ def posterior_outputs(eval_step, strategy: tf.distribute.Strategy, data: dataset
   for batch in dataset:
     for key, value in eval_step(batch).items():
       parts.setdefault(key, []).append(value.numpy())
-  expected = data.num_examples(split)
-  if sum(len(p) for p in parts["negative_elbo"]) != expected:
-    raise AssertionError(f"evaluated {sum(len(p) for p in parts['negative_elbo'])} of "
-                         f"{expected} examples")
+  evaluated, expected = sum(len(p) for p in parts["negative_elbo"]), data.num_examples(split)
+  if evaluated != expected:
+    raise AssertionError(f"evaluated {evaluated} of {expected} examples")
   order = data.evaluation_order(split)
   return {key: _in_stored_order(np.concatenate(value), order) for key, value in parts.items()}
 
@@ -322,10 +322,7 @@ def markdown_table(result: dict) -> str:
 
 def _write_reports(workdir: pathlib.Path, split: str, result: dict) -> None:
   for suffix, text in (("json", json.dumps(result, indent=2)), ("md", markdown_table(result))):
-    path = workdir / f"eval_{split}.{suffix}"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    files.write_text_atomically(workdir / f"eval_{split}.{suffix}", text)
   step = int(pathlib.Path(result["checkpoint"]).name.split("-")[-1])
   writer = tf.summary.create_file_writer(str(workdir / "eval"))
   with writer.as_default(step=step):

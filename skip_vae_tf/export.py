@@ -41,19 +41,14 @@ def next_version(export_dir: pathlib.Path) -> int:
   return max(versions, default=0) + 1
 
 
-def run_vocabulary(workdir: pathlib.Path, config, data_dir: str | None
-                   ) -> text_data.Vocabulary:
-  """The vocabulary a text run was trained with: WORKDIR/vocabulary.txt, else rebuilt from
-  the run's data (runs from before the file was written)."""
+def run_vocabulary(workdir: pathlib.Path, config) -> text_data.Vocabulary:
+  """The vocabulary a text run was trained with: WORKDIR/vocabulary.txt, which training
+  writes before its first step."""
   path = workdir / training.VOCABULARY_FILE
-  if path.is_file():
-    vocabulary = text_data.read_vocabulary_file(path)
-  else:
-    logging.info("%s not found: rebuilding the vocabulary from the %s data", path,
-                 config.data.name)
-    vocabulary = text_data.load_text_dataset(
-        config.data.name, data_dir or config.data.data_dir, config.seed,
-        config.data.validation_size, config.data.max_vocabulary_size).vocabulary
+  if not path.is_file():
+    raise ExportError(f"{path} not found: a text run's workdir holds the vocabulary it was "
+                      "trained with")
+  vocabulary = text_data.read_vocabulary_file(path)
   if vocabulary.size != config.model.vocab_size:
     raise ExportError(f"the vocabulary ({vocabulary.size} entries, from {path}) does not match "
                       f"the model's vocab_size {config.model.vocab_size}")
@@ -102,8 +97,7 @@ def verify(path: pathlib.Path, signatures: serving.Signatures) -> None:
 
 
 def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_samples: int = 10,
-               score_seed: int = 0, data_dir: str | None = None,
-               check: bool = True) -> pathlib.Path:
+               score_seed: int = 0, check: bool = True) -> pathlib.Path:
   """Exports the 'best' or 'latest' weights of the run in `workdir` as the next version
   under `export_dir`; returns the version's folder.
 
@@ -113,13 +107,12 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     checkpoint: 'best' or 'latest'.
     iw_samples: K of the `score` signature's importance-weighted NLL.
     score_seed: seeds the K draws `score` shares across examples.
-    data_dir: raw data, only for text runs whose workdir lacks vocabulary.txt.
     check: reload the SavedModel and `verify` it before publishing (tracing the PixelCNN's
       autoregressive decode again takes ~20 s on a CPU).
   """
   workdir_path, export_path = pathlib.Path(workdir), pathlib.Path(export_dir)
   config, model, checkpoint_path = evaluation.restore_model(workdir_path, checkpoint)
-  vocabulary = (run_vocabulary(workdir_path, config, data_dir)
+  vocabulary = (run_vocabulary(workdir_path, config)
                 if config_lib.is_text(config) else None)
   signatures = serving.Signatures(model, iw_samples, score_seed, vocabulary)
   export_path.mkdir(parents=True, exist_ok=True)

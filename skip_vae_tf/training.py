@@ -37,6 +37,7 @@ from skip_vae_tf import objectives
 from skip_vae_tf import stop_signals
 from skip_vae_tf import summaries
 from skip_vae_tf.data import datasets
+from skip_vae_tf.data import files
 from skip_vae_tf.data import text as text_data
 from skip_vae_tf.models import vae as vae_lib
 
@@ -173,9 +174,7 @@ def _check_workdir_config(workdir: pathlib.Path, config: ml_collections.ConfigDi
               f"workdir {workdir} holds a run with {section}.{key}={old!r}, but this run asks "
               f"for {new!r}; use another --workdir or the same config")
   elif write:
-    tmp = path.with_name("config.json.tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
-    tmp.replace(path)
+    files.write_text_atomically(path, json.dumps(current, indent=2, sort_keys=True))
 
 
 def _drop_tensorflow_info(record) -> bool:
@@ -549,15 +548,12 @@ class Trainer:
     }
     path = self.workdir / "metrics.json"
     if self.is_chief:
-      tmp = path.with_name("metrics.json.tmp")
-      tmp.write_text(json.dumps(result, indent=2))
-      tmp.replace(path)
+      files.write_text_atomically(path, json.dumps(result, indent=2))
     self.checkpoint.restore(self.latest_manager.latest_checkpoint)
     logging.info("weights fingerprint at step %d: %s", step, self.weights_fingerprint())
     logging.info("test at best checkpoint: %s; wrote %s",
                  ", ".join(f"{k} {v:.4g}" for k, v in test.items()), path)
     return result
-
 
   def weights_fingerprint(self) -> str:
     """sha256 of the trainable weights: equal on all workers of a healthy run. (Batch-norm

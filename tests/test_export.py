@@ -60,7 +60,7 @@ def exported(request, tmp_path_factory, data_dir, cache_dir):
   version = export.export_run(str(root / "run"), str(root / "serving"), iw_samples=IW_SAMPLES,
                               check=dataset == "ptb")
   config, model, _ = evaluation.restore_model(root / "run", "best")
-  vocabulary = (export.run_vocabulary(root / "run", config, None)
+  vocabulary = (export.run_vocabulary(root / "run", config)
                 if config_lib.is_text(config) else None)
   signatures = serving.Signatures(model, IW_SAMPLES, 0, vocabulary)
   inputs = serving.example_inputs(signatures, batch=3)
@@ -263,7 +263,7 @@ def test_failed_verification_publishes_nothing(text_run, tmp_path, monkeypatch):
 
 def test_verification_catches_a_saved_model_that_differs(text_run, tmp_path):
   config, model, _ = evaluation.restore_model(text_run, "best")
-  vocabulary = export.run_vocabulary(text_run, config, None)
+  vocabulary = export.run_vocabulary(text_run, config)
   signatures = serving.Signatures(model, 3, 0, vocabulary)
   serving.export_archive(signatures).write_out(str(tmp_path / "saved"), verbose=False)
   with pytest.raises(export.ExportError, match="differs from the in-process model"):

@@ -123,11 +123,9 @@ def read_vocabulary_file(path: pathlib.Path) -> Vocabulary:
 
 
 def write_vocabulary_file(path: pathlib.Path, vocabulary: Vocabulary) -> None:
-  """Writes `vocabulary` as `read_vocabulary_file` reads it, atomically (temp file + rename)."""
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text("".join(f"{token} {index}\n" for index, token in enumerate(vocabulary.tokens)),
-                 encoding="utf-8")
-  tmp.replace(path)
+  """Writes `vocabulary` as `read_vocabulary_file` reads it, atomically."""
+  files.write_text_atomically(
+      path, "".join(f"{token} {index}\n" for index, token in enumerate(vocabulary.tokens)))
 
 
 def build_vocabulary(lines: list[str], max_size: int = 0) -> Vocabulary:

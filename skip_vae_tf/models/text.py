@@ -204,8 +204,3 @@ class LSTMDecoder(keras.layers.Layer):
       step_seed = tf.random.experimental.stateless_fold_in(seed, step)
       return tf.random.stateless_categorical(logits, 1, step_seed)[:, 0]
     return self._generate(z, draw)
-
-  def reconstruct(self, z: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """What training summaries show for a posterior mean: the greedy decode."""
-    del seed
-    return self.greedy(z)

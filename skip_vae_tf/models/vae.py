@@ -65,8 +65,7 @@ class VAE(keras.Model):
     Images: ancestral samples (B, H, W, 1) and (K, H, W, 1). Text: greedy decodes and
     ancestral samples, (B, max_decode_length) and (K, max_decode_length) token ids.
     """
-    prior_seed, reconstruct_seed, sample_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 3))
+    prior_seed, sample_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     means = self.encoder(x, training=False).distribution.loc
     prior_z = tf.random.stateless_normal([num_prior_samples, self.latent_dim], prior_seed)
     if isinstance(self.decoder, decoders.ImageDecoder):
@@ -74,8 +73,7 @@ class VAE(keras.Model):
       # loop is slow to trace).
       images = self.decoder.sample(tf.concat([means, prior_z], axis=0), sample_seed)
       return images[:tf.shape(means)[0]], images[tf.shape(means)[0]:]
-    return (self.decoder.reconstruct(means, reconstruct_seed),
-            self.decoder.sample(prior_z, sample_seed))
+    return self.decoder.greedy(means), self.decoder.sample(prior_z, sample_seed)
 
 
 def _image_networks(model_config: ml_collections.ConfigDict, image_shape):
