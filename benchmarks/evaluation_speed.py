@@ -31,10 +31,11 @@ _IW_CHUNK = flags.DEFINE_integer("iw_chunk", 25, "Importance samples per decoder
 def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from skip_vae_tf import evaluation  # pylint: disable=g-import-not-at-top
-  from skip_vae_tf import metrics  # pylint: disable=g-import-not-at-top
-  from skip_vae_tf.data import images as image_data  # pylint: disable=g-import-not-at-top
-  from skip_vae_tf.models import vae as vae_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf import evaluators
+  from skip_vae_tf import metrics
+  from skip_vae_tf import tasks
+  from skip_vae_tf.data import images as image_data
   config = _CONFIG.value
   rng = np.random.default_rng(0)
   print(f"machine: {os.cpu_count()} CPUs; latent {config.model.latent_dim}; decoder "
@@ -49,29 +50,31 @@ def main(argv):
     seconds = time.perf_counter() - start
     print(f"full-set MI, N={size}: {seconds:.3f} s ({1e3 * seconds / size:.3f} ms per example)")
 
-  model = vae_lib.build_vae(config.model)
+  model = tasks.ImageTask().build_model(config.model)
   images = (rng.random((_ELBO_EXAMPLES.value, 28, 28, 1)) < 0.1).astype(np.float32)
-  strategy = tf.distribute.get_strategy()
-  step = evaluation.make_eval_step(model, strategy, config.train.jit_compile)
   batch = config.train.eval_batch_size
+  posterior = evaluators.PosteriorEvaluator(model, tf.distribute.get_strategy(), batch,
+                                            config.train.mi_minibatch_size,
+                                            config.train.jit_compile)
   data = image_data.ImageDataset("synthetic", "random binary images", train=images,
                                  validation=images[:2 * batch],
                                  test=images[:_IW_EXAMPLES.value],
-                                 dynamic_binarization=False, seed=0)
-  evaluation.posterior_outputs(step, strategy, data, "validation", batch)  # Warm-up.
+                                 dynamic_binarization=False)
+  posterior.outputs(data, "validation")  # Warm-up.
   start = time.perf_counter()
-  evaluation.posterior_outputs(step, strategy, data, "train", batch)
+  posterior.outputs(data, "train")
   seconds = time.perf_counter() - start
   forward_rate = len(images) / seconds
   print(f"ELBO pass: {1e3 * seconds / len(images):.2f} ms per image "
         f"({forward_rate:.0f} images/s, batch {batch})")
 
   iw_images = data.test
+  iw_evaluator = evaluators.ImportanceWeightedEvaluator(
+      model, _IW_SAMPLES.value, _IW_CHUNK.value, batch_size=len(iw_images),
+      jit_compile=config.train.jit_compile)
   def iw_seconds():
     start = time.perf_counter()
-    evaluation.importance_weighted_nll(model, data, "test", _IW_SAMPLES.value, _IW_CHUNK.value,
-                                       batch_size=len(iw_images),
-                                       jit_compile=config.train.jit_compile)
+    iw_evaluator.per_example(data, "test")
     return time.perf_counter() - start
   print(f"IW-NLL first call, compilation included: {iw_seconds():.1f} s")
   seconds = iw_seconds()

@@ -71,7 +71,7 @@ def measure(config) -> dict:
   with tempfile.TemporaryDirectory() as workdir:
     trainer = training.Trainer(config, workdir)
     needed = _WARMUP.value + _WINDOWS.value * _WINDOW_STEPS.value
-    is_text = config_lib.is_text(config)
+    is_text = config_lib.modality(config) == "text"
     if is_text and _SENTENCE_LENGTH.value:
       batches = _fixed_length_batches(trainer, _SENTENCE_LENGTH.value, needed)
     else:
@@ -110,7 +110,7 @@ def main(argv):
     print("RESULT " + json.dumps(measure(config)))
     return
   config_file = config_flags.get_config_filename(flags.FLAGS["config"])
-  if config_lib.is_text(config):
+  if config_lib.modality(config) == "text":
     shape = (f"LSTM {config.model.encoder_hidden} -> {config.model.decoder_hidden}, "
              f"embedding {config.model.embedding_dim}; "
              + (f"sentences cut to {_SENTENCE_LENGTH.value} tokens" if _SENTENCE_LENGTH.value

@@ -13,9 +13,10 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from skip_vae_tf import cli  # pylint: disable=g-import-not-at-top
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to evaluate.", required=True)
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
@@ -32,21 +33,13 @@ _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate only the first
                                      "(0 = all).", lower_bound=0)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.INFO)
-  from skip_vae_tf import evaluation  # pylint: disable=g-import-not-at-top
-  from skip_vae_tf.data import files  # pylint: disable=g-import-not-at-top
-  try:
-    result = evaluation.evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value,
-                                     _IW_SAMPLES.value, _IW_CHUNK.value, _BATCH_SIZE.value,
-                                     _DATA_DIR.value, _MAX_EXAMPLES.value)
-  except (FileNotFoundError, files.DataFileError, evaluation.CheckpointMismatchError) as error:
-    evaluation.silence_tensorflow_warnings()
-    sys.exit(f"evaluate.py: error: {error}")
-  print(evaluation.markdown_table(result))
+def evaluate() -> str:
+  from skip_vae_tf import evaluation
+  result = evaluation.evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value,
+                                   _IW_SAMPLES.value, _IW_CHUNK.value, _BATCH_SIZE.value,
+                                   _DATA_DIR.value, _MAX_EXAMPLES.value)
+  return evaluation.markdown_table(result)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.main("evaluate.py", evaluate))

@@ -13,9 +13,10 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from skip_vae_tf import cli  # pylint: disable=g-import-not-at-top
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to export.", required=True)
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Folder TF Serving watches; the "
@@ -28,23 +29,12 @@ _SCORE_SEED = flags.DEFINE_integer("score_seed", 0, "Seeds the K draws the score
                                    "shares across examples.")
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.INFO)
-  # pylint: disable=g-import-not-at-top
-  from skip_vae_tf import evaluation
+def export_run() -> str:
   from skip_vae_tf import export
-  from skip_vae_tf.data import files
-  try:
-    path = export.export_run(_WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value,
-                             _IW_SAMPLES.value, _SCORE_SEED.value)
-  except (OSError, files.DataFileError, export.ExportError,
-          evaluation.CheckpointMismatchError) as error:
-    evaluation.silence_tensorflow_warnings()
-    sys.exit(f"export.py: error: {error}")
-  print(f"Exported {path}")
+  path = export.export_run(_WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value,
+                           _IW_SAMPLES.value, _SCORE_SEED.value)
+  return f"Exported {path}"
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.main("export.py", export_run))

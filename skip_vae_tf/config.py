@@ -7,6 +7,8 @@ differs, so every knob has one default, here. `validate()` turns an impossible v
 
 import ml_collections
 
+from skip_vae_tf import errors
+
 IMAGE_DATASETS = ("mnist", "binarized_mnist", "omniglot")
 TEXT_DATASETS = ("yahoo", "yahoo_small", "ptb")
 DATASETS = IMAGE_DATASETS + TEXT_DATASETS
@@ -16,7 +18,7 @@ OPTIMIZERS = ("adam", "sgd")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.SkipVaeError, ValueError):
   """A configuration value that cannot be run."""
 
 
@@ -136,25 +138,37 @@ def default_config(dataset: str) -> ml_collections.ConfigDict:
   return config
 
 
-def is_text(config: ml_collections.ConfigDict) -> bool:
-  return config.model.encoder == "lstm"
+def modality(config: ml_collections.ConfigDict) -> str:
+  """'text' for the text corpora, else 'image' (`skip_vae_tf.tasks` keys on it)."""
+  return "text" if config.data.name in TEXT_DATASETS else "image"
 
 
 def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks `config` in place so that a whole run takes seconds on a laptop CPU."""
-  if is_text(config):
-    config.data.max_train_examples = 256
-    config.data.max_eval_examples = 128
-    config.data.bucket_width = 40
-    config.model.latent_dim = 4
-    config.model.embedding_dim = 16
-    config.model.encoder_hidden = (32,)
-    config.model.decoder_hidden = (32,)
-    config.model.max_decode_length = 20
-    config.train.eval_batch_size = 64
-    config.train.kl_warmup_epochs = 1.0
-    _smoke_schedule(config.train)
-    return config
+  _SMOKE_SHRINKS[modality(config)](config)
+  train = config.train
+  train.epochs = 2
+  train.max_steps = 0
+  train.log_every_steps = 4
+  train.checkpoint_every_steps = 5
+  train.num_logged_samples = 4
+  return config
+
+
+def _shrink_text(config: ml_collections.ConfigDict) -> None:
+  config.data.max_train_examples = 256
+  config.data.max_eval_examples = 128
+  config.data.bucket_width = 40
+  config.model.latent_dim = 4
+  config.model.embedding_dim = 16
+  config.model.encoder_hidden = (32,)
+  config.model.decoder_hidden = (32,)
+  config.model.max_decode_length = 20
+  config.train.eval_batch_size = 64
+  config.train.kl_warmup_epochs = 1.0
+
+
+def _shrink_image(config: ml_collections.ConfigDict) -> None:
   config.data.max_train_examples = 256
   config.data.max_eval_examples = 128
   config.model.latent_dim = 4
@@ -165,16 +179,9 @@ def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.decoder_hidden = (32, 32)
   config.train.batch_size = 32
   config.train.eval_batch_size = 64
-  _smoke_schedule(config.train)
-  return config
 
 
-def _smoke_schedule(train: ml_collections.ConfigDict) -> None:
-  train.epochs = 2
-  train.max_steps = 0
-  train.log_every_steps = 4
-  train.checkpoint_every_steps = 5
-  train.num_logged_samples = 4
+_SMOKE_SHRINKS = {"image": _shrink_image, "text": _shrink_text}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -218,17 +225,23 @@ def _require_sizes(model: ml_collections.ConfigDict, name: str) -> None:
            f"model.{name} must be a non-empty list of positive sizes, got {sizes}")
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the first impossible value in `config`."""
+def _validate_dataset(config: ml_collections.ConfigDict) -> None:
+  """The dataset exists and the config's models are for its modality."""
   _require(config.data.name in DATASETS,
            f"unknown dataset {config.data.name!r}; choose one of {', '.join(DATASETS)}")
-  text_data = config.data.name in TEXT_DATASETS
-  if text_data != is_text(config):
+  text_data = modality(config) == "text"
+  if text_data != (config.model.encoder == "lstm"):
     kind, other = ("text", "image") if text_data else ("image", "text")
     raise ConfigError(
         f"dataset {config.data.name!r} is a {kind} dataset but the config is for {other} "
         f"models (model.encoder={config.model.encoder!r}); use "
         f"--config=configs/{config.data.name}.py")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first impossible value in `config`."""
+  _validate_dataset(config)
+  text_data = modality(config) == "text"
   if text_data:
     _validate_text_model(config)
   else:
@@ -276,6 +289,7 @@ def resolve(config: ml_collections.ConfigDict, *, dataset: str | None = None,
   if strategy is not None:
     config.train.strategy = strategy
   if smoke:
+    _validate_dataset(config)  # The shrink is the dataset modality's.
     apply_smoke(config)
     for path, value in (overrides or {}).items():
       *parents, leaf = path.split(".")

@@ -20,18 +20,17 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from skip_vae_tf import config as config_lib
+from skip_vae_tf import errors
 from skip_vae_tf import evaluation
 from skip_vae_tf import serving
-from skip_vae_tf import training
-from skip_vae_tf.data import text as text_data
+from skip_vae_tf import workdir as workdir_lib
 
 EXPORT_INFO = "export_info.json"
 # Float outputs of the reloaded SavedModel must match the in-process model this closely.
 VERIFY_ATOL = 1e-5
 
 
-class ExportError(RuntimeError):
+class ExportError(errors.SkipVaeError):
   """The run cannot be exported (missing vocabulary, failed verification, ...)."""
 
 
@@ -39,20 +38,6 @@ def next_version(export_dir: pathlib.Path) -> int:
   """1 + the largest integer-named folder in `export_dir` (1 when there is none)."""
   versions = [int(p.name) for p in export_dir.iterdir() if p.name.isdigit() and p.is_dir()]
   return max(versions, default=0) + 1
-
-
-def run_vocabulary(workdir: pathlib.Path, config) -> text_data.Vocabulary:
-  """The vocabulary a text run was trained with: WORKDIR/vocabulary.txt, which training
-  writes before its first step."""
-  path = workdir / training.VOCABULARY_FILE
-  if not path.is_file():
-    raise ExportError(f"{path} not found: a text run's workdir holds the vocabulary it was "
-                      "trained with")
-  vocabulary = text_data.read_vocabulary_file(path)
-  if vocabulary.size != config.model.vocab_size:
-    raise ExportError(f"the vocabulary ({vocabulary.size} entries, from {path}) does not match "
-                      f"the model's vocab_size {config.model.vocab_size}")
-  return vocabulary
 
 
 def _fsync_tree(root: pathlib.Path) -> None:
@@ -110,18 +95,17 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     check: reload the SavedModel and `verify` it before publishing (tracing the PixelCNN's
       autoregressive decode again takes ~20 s on a CPU).
   """
-  workdir_path, export_path = pathlib.Path(workdir), pathlib.Path(export_dir)
-  config, model, checkpoint_path = evaluation.restore_model(workdir_path, checkpoint)
-  vocabulary = (run_vocabulary(workdir_path, config)
-                if config_lib.is_text(config) else None)
-  signatures = serving.Signatures(model, iw_samples, score_seed, vocabulary)
-  export_path.mkdir(parents=True, exist_ok=True)
+  run, export_path = workdir_lib.Workdir(workdir), pathlib.Path(export_dir)
+  config, task, model, checkpoint_path = evaluation.restore_model(run, checkpoint)
+  task.restore_run_files(run, config)
+  signatures = serving.Signatures(model, task, iw_samples, score_seed)
   staging = export_path / f".export-{os.getpid()}-{datetime.datetime.now():%Y%m%d%H%M%S%f}"
   try:
+    export_path.mkdir(parents=True, exist_ok=True)
     logging.info("Writing the SavedModel of %s to %s", checkpoint_path, staging)
     serving.export_archive(signatures).write_out(str(staging), verbose=False)
-    info = {"workdir": str(workdir_path.resolve()), "checkpoint": checkpoint_path,
-            "step": int(checkpoint_path.rsplit("-", 1)[-1]), "dataset": config.data.name,
+    info = {"workdir": str(run.path.resolve()), "checkpoint": checkpoint_path,
+            "step": workdir_lib.checkpoint_step(checkpoint_path), "dataset": config.data.name,
             "skip": bool(config.model.skip), "iw_samples": iw_samples, "score_seed": score_seed,
             "signatures": list(serving.SIGNATURES), "tensorflow": tf.__version__,
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -134,6 +118,9 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     _fsync_tree(staging)
     version_path = export_path / str(next_version(export_path))
     staging.rename(version_path)
+  except OSError as error:
+    raise ExportError(f"cannot write the export under {export_path}: "
+                      f"{error.strerror or error}") from error
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   logging.info("Exported version %s", version_path)

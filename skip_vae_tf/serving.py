@@ -29,8 +29,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from skip_vae_tf import metrics
-from skip_vae_tf.data import text as text_data
-from skip_vae_tf.models import text as text_models
+from skip_vae_tf import tasks
 from skip_vae_tf.models import vae as vae_lib
 
 tfd = tfp.distributions
@@ -40,24 +39,10 @@ SIGNATURES = ("serving_default", "encode", "decode", "sample", "score")
 _ENCODE_STREAM, _PRIOR_STREAM, _DECODER_STREAM, _SCORE_STREAM = range(4)
 
 
-def _check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
-  with tf.control_dependencies([tf.debugging.assert_positive(
-      tf.shape(tensor)[0], message=f"input {name} must hold at least one example")]):
-    return tf.identity(tensor)
-
-
-def _check_pixels(x: tf.Tensor) -> tf.Tensor:
-  x = _check_not_empty(x, "x")
-  with tf.control_dependencies([
-      tf.debugging.assert_greater_equal(x, 0.0, message="input x must hold pixel values in "
-                                        "[0, 1] (a value is below 0 or NaN)"),
-      tf.debugging.assert_less_equal(x, 1.0, message="input x must hold pixel values in "
-                                     "[0, 1] (a value is above 1 or NaN)")]):
-    return tf.identity(x)
-
-
 def _check_latents(z: tf.Tensor) -> tf.Tensor:
-  return tf.debugging.assert_all_finite(_check_not_empty(z, "z"), "input z must be finite")
+  with tf.control_dependencies([tf.debugging.assert_positive(
+      tf.shape(z)[0], message="input z must hold at least one example")]):
+    return tf.debugging.assert_all_finite(z, "input z must be finite")
 
 
 def _check_num_samples(num_samples: tf.Tensor) -> tf.Tensor:
@@ -75,41 +60,31 @@ class Signatures:
 
   Attributes:
     model: the trained VAE.
+    task: the run's `tasks.ImageTask` or `tasks.TextTask` (with its vocabulary): it turns
+      signature inputs into model inputs and decoder outputs into signature outputs.
     iw_samples: K, importance samples per example in `score`.
     score_seed: seeds the K standard-normal draws `score` shares across examples.
-    vocabulary: the training vocabulary (text models only).
   """
   model: vae_lib.VAE
+  task: tasks.Task
   iw_samples: int = 10
   score_seed: int = 0
-  vocabulary: text_data.Vocabulary | None = None
 
   def __post_init__(self):
     if self.iw_samples < 1:
       raise ValueError(f"iw_samples must be >= 1, got {self.iw_samples}")
-    self.is_text = self.vocabulary is not None
-    if self.is_text:
-      self.table = self.vocabulary.lookup_table()
-      self.tokens = tf.constant(self.vocabulary.tokens)
     self.latent_dim = self.model.latent_dim
-
-  # ---- input specs -----------------------------------------------------------------
-
-  def input_spec(self) -> tf.TensorSpec:
-    if self.is_text:
-      return tf.TensorSpec([None], tf.string, name="text")
-    return tf.TensorSpec([None, *self.model.decoder.image_shape], tf.float32, name="x")
 
   def input_signatures(self) -> dict[str, list[tf.TensorSpec]]:
     """{signature name: input_signature} for `keras.export.ExportArchive.add_endpoint`."""
-    encode = [self.input_spec(), tf.TensorSpec([None], tf.int64, name="seed")]
+    encode = [self.task.serving_input_spec(), tf.TensorSpec([None], tf.int64, name="seed")]
     return {
         "serving_default": encode,
         "encode": encode,
         "decode": [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")],
         "sample": [tf.TensorSpec([], tf.int32, name="num_samples"),
                    tf.TensorSpec([], tf.int64, name="seed")],
-        "score": [self.input_spec()],
+        "score": [self.task.serving_input_spec()],
     }
 
   def functions(self) -> dict[str, callable]:
@@ -118,16 +93,10 @@ class Signatures:
 
   # ---- signatures ------------------------------------------------------------------
 
-  def model_inputs(self, x: tf.Tensor) -> tf.Tensor:
-    """Signature input -> model input: checked pixels, or (B, L) int32 padded token ids."""
-    if self.is_text:
-      x = _check_not_empty(x, "text")
-      return text_data.token_ids(x, self.table).to_tensor(default_value=text_data.PAD_ID)
-    return _check_pixels(x)
-
   def encode(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """q(z|x): mean, stddev and z = mean + stddev * eps, eps ~ N(0, I) drawn from seed[b]."""
-    posterior = self.model.encoder(self.model_inputs(x), training=False).distribution
+    posterior = self.model.encoder(self.task.serving_model_inputs(x),
+                                   training=False).distribution
     with tf.control_dependencies([tf.debugging.assert_equal(
         tf.shape(seed)[0], tf.shape(posterior.loc)[0],
         message="input seed must hold one int64 per example of the first input")]):
@@ -140,12 +109,7 @@ class Signatures:
 
   def decode(self, z: tf.Tensor) -> dict[str, tf.Tensor]:
     """Greedy decoding of z: the autoregressive loop runs inside the graph."""
-    z = _check_latents(z)
-    if self.is_text:
-      tokens = self.model.decoder.greedy(z)
-      return {"text": text_data.ids_to_text(tokens, self.tokens), "tokens": tokens}
-    probabilities, images = self.model.decoder.greedy(z)
-    return {"probabilities": probabilities, "images": images}
+    return self.task.serving_decode(self.model.decoder, _check_latents(z))
 
   def sample(self, num_samples: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """num_samples draws z ~ p(z), x ~ p(x|z), all from `seed`."""
@@ -154,9 +118,7 @@ class Signatures:
                                    tf.stack([seed, tf.constant(_PRIOR_STREAM, tf.int64)]))
     samples = self.model.decoder.sample(
         z, tf.stack([seed, tf.constant(_DECODER_STREAM, tf.int64)]))
-    if self.is_text:
-      return {"text": text_data.ids_to_text(samples, self.tokens), "tokens": samples}
-    return {"images": samples}
+    return self.task.serving_samples(samples)
 
   def score_noise(self) -> tf.Tensor:
     """(K, 1, D) the standard-normal draws eps_k that `score` uses for every example."""
@@ -171,7 +133,7 @@ class Signatures:
     negative_elbo = reconstruction_nll + kl, and
     iw_nll = -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x); nats per example.
     """
-    inputs = self.model_inputs(x)
+    inputs = self.task.serving_model_inputs(x)
     posterior = self.model.encoder(inputs, training=False)
     prior = self.model.prior()
     z = posterior.distribution.loc + posterior.distribution.scale * self.score_noise()
@@ -182,18 +144,17 @@ class Signatures:
     iw_nll = math.log(self.iw_samples) - tf.reduce_logsumexp(log_weights, axis=0)
     scores = {"negative_elbo": reconstruction_nll + kl, "reconstruction_nll": reconstruction_nll,
               "kl": kl, "iw_nll": tf.cast(iw_nll, tf.float32)}
-    if self.is_text:
-      scores["num_words"] = text_models.num_predicted_tokens(inputs)
+    scores.update(self.task.serving_score_counts(inputs))
     return scores
 
 
 def export_archive(signatures: Signatures) -> keras.export.ExportArchive:
-  """A `keras.export.ExportArchive` holding the model, its vocabulary table (text) and
-  every signature of `SIGNATURES`; `write_out(path)` writes the SavedModel."""
+  """A `keras.export.ExportArchive` holding the model, the task's resources (the text
+  vocabulary table) and every signature of `SIGNATURES`; `write_out(path)` writes it."""
   archive = keras.export.ExportArchive()
   archive.track(signatures.model)
-  if signatures.is_text:
-    archive.track(signatures.table)
+  for resource in signatures.task.serving_resources():
+    archive.track(resource)
   specs, functions = signatures.input_signatures(), signatures.functions()
   for name in SIGNATURES:
     archive.add_endpoint(name, functions[name], input_signature=specs[name])
@@ -202,14 +163,10 @@ def export_archive(signatures: Signatures) -> keras.export.ExportArchive:
 
 def example_inputs(signatures: Signatures, batch: int = 2) -> dict[str, dict[str, np.ndarray]]:
   """Small valid inputs for every signature: for smoke checks and the docs' examples."""
-  if signatures.is_text:
-    x = np.array(["the", "what is the best way to learn ?"][:batch] +
-                 [""] * max(0, batch - 2), dtype=object)
-  else:
-    shape = signatures.model.decoder.image_shape
-    x = (np.random.default_rng(0).uniform(size=(batch, *shape)) < 0.3).astype(np.float32)
+  x = signatures.task.serving_example_x(batch)
   z = np.random.default_rng(1).standard_normal((batch, signatures.latent_dim)).astype(np.float32)
-  encode = {signatures.input_spec().name: x, "seed": np.arange(batch, dtype=np.int64)}
+  name = signatures.task.serving_input_spec().name
+  encode = {name: x, "seed": np.arange(batch, dtype=np.int64)}
   return {"serving_default": encode, "encode": encode, "decode": {"z": z},
           "sample": {"num_samples": np.int32(batch), "seed": np.int64(0)},
-          "score": {signatures.input_spec().name: x}}
+          "score": {name: x}}

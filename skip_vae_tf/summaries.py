@@ -10,25 +10,25 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 # Tags of the validation metrics, reused as HParams metrics.
-VALIDATION_METRICS = ("neg_elbo", "reconstruction_nll", "kl", "mi_aggregate",
+VALIDATION_METRICS = ("negative_elbo", "reconstruction_nll", "kl", "mi_aggregate",
                       "mi_minibatch_he2019", "active_units_cov_ge_0.01",
                       "active_units_cov_gt_0.02", "perplexity_bound")
 
 
 SCALAR_DESCRIPTIONS = {
-    "neg_elbo": "negative ELBO, nats per example (one posterior sample, analytic KL)",
+    "negative_elbo": "negative ELBO, nats per example (one posterior sample, analytic KL)",
     "reconstruction_nll": "-log p(x|z) at z ~ q(z|x), nats per example",
     "kl": "KL(q(z|x) || p(z)), analytic, nats per example",
     "kl_weight": "weight of the KL term in the training loss (linear warm-up)",
     "grad_norm": "global gradient norm before clipping",
-    "examples_per_sec": "training throughput since the previous log line",
+    "examples_per_sec": "training throughput since the previous log line (compilation excluded)",
     "tokens_per_sec": "training throughput in predicted tokens (words and </s>) per second",
     "learning_rate": "optimizer learning rate (decayed when validation stops improving)",
     "skipped_steps": "steps whose gradient norm was not finite (no update applied), in total",
     "words_per_sentence": "mean tokens predicted per sentence: its words and </s>, not <s>",
     "reconstruction_nll_per_word": "-log p(x|z) summed over the set / words, nats per word",
-    "neg_elbo_per_word": "negative ELBO summed over the set / words, nats per word",
-    "perplexity_bound": "exp(neg_elbo_per_word): an upper bound on the perplexity",
+    "negative_elbo_per_word": "negative ELBO summed over the set / words, nats per word",
+    "perplexity_bound": "exp(negative_elbo_per_word): an upper bound on the perplexity",
     "mi_aggregate": "I_q(x;z) with q(z) aggregated over the whole split (Skip-VAE), nats",
     "mi_minibatch_he2019": "I_q(x;z) with q(z) aggregated per minibatch (He et al. 2019), nats",
     "active_units_cov_ge_0.01": "latent dims with Cov_x(E_q[z|x]) >= 0.01 over the split",
@@ -67,17 +67,6 @@ def write_images(writer: tf.summary.SummaryWriter, originals: np.ndarray,
       tf.summary.image("prior_samples", samples, max_outputs=len(samples),
                        description="decoded from z ~ p(z)")
   writer.flush()
-
-
-def write_samples(writer: tf.summary.SummaryWriter, data, originals: np.ndarray,
-                  reconstructions: np.ndarray, samples: np.ndarray, step: int) -> None:
-  """Images through `write_images`; token ids through `write_text_samples`."""
-  if hasattr(data, "vocabulary"):
-    write_text_samples(writer, [data.vocabulary.to_text(ids) for ids in originals],
-                       [data.vocabulary.to_text(ids) for ids in reconstructions],
-                       [data.vocabulary.to_text(ids) for ids in samples], step)
-  else:
-    write_images(writer, originals, reconstructions, samples, step)
 
 
 def _markdown_cell(sentence: str) -> str:

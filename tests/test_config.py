@@ -20,7 +20,7 @@ def test_image_defaults_match_the_official_code():
 
 def test_text_defaults_match_the_reference():
   config = config_lib.default_config("ptb")
-  assert config.data.name == "ptb" and config_lib.is_text(config)
+  assert config.data.name == "ptb" and config_lib.modality(config) == "text"
   assert config.model.embedding_dim == 512 and config.model.latent_dim == 32
   assert tuple(config.model.encoder_hidden) == tuple(config.model.decoder_hidden) == (1024,)
   assert config.model.decoder_dropout == 0.5 and config.model.init_scale == 0.1
@@ -83,4 +83,4 @@ def test_a_saved_config_loads_over_todays_defaults():
   config_lib.validate(config)
   text = json.loads(config_lib.default_config("yahoo_small").to_json_best_effort())
   restored = config_lib.from_saved(text)
-  assert config_lib.is_text(restored) and restored.model.decoder_hidden == (1024,)
+  assert config_lib.modality(restored) == "text" and restored.model.decoder_hidden == (1024,)

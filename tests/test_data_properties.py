@@ -9,6 +9,7 @@ import tempfile
 from hypothesis import given, settings, strategies as st
 import pytest
 
+from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.data import files
 from skip_vae_tf.data import text as text_data
 
@@ -27,29 +28,29 @@ def _write(data: bytes, name: str) -> pathlib.Path:
 @settings(max_examples=80, deadline=None)
 @given(st.lists(_tokens, unique=True, max_size=30))
 def test_vocabulary_files_round_trip(words):
-  words = [w for w in words if w not in text_data.SPECIALS]
-  vocabulary = text_data.Vocabulary(text_data.SPECIALS + tuple(words))
+  words = [w for w in words if w not in vocab.SPECIALS]
+  vocabulary = vocab.Vocabulary(vocab.SPECIALS + tuple(words))
   path = _write(b"", "vocab.txt")
-  text_data.write_vocabulary_file(path, vocabulary)
-  assert text_data.read_vocabulary_file(path) == vocabulary
+  vocab.write_vocabulary_file(path, vocabulary)
+  assert vocab.read_vocabulary_file(path) == vocabulary
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.one_of(
     st.binary(max_size=200),
-    st.lists(st.tuples(st.one_of(_tokens, st.sampled_from(text_data.SPECIALS)),
+    st.lists(st.tuples(st.one_of(_tokens, st.sampled_from(vocab.SPECIALS)),
                        st.one_of(st.integers(-1, 40).map(str), st.sampled_from(["²", "٣", "1.0"]))),
              max_size=12).map(
         lambda rows: "".join(f"{w} {i}\n" for w, i in rows).encode())))
 def test_any_vocabulary_file_parses_or_fails_with_a_data_file_error(data):
   path = _write(data, "vocab.txt")
   try:
-    vocabulary = text_data.read_vocabulary_file(path)
+    vocabulary = vocab.read_vocabulary_file(path)
   except files.DataFileError as error:
     assert str(path) in str(error)
   else:
     lines = data.decode("utf-8").splitlines()
-    assert vocabulary.tokens[:4] == text_data.SPECIALS and len(lines) == vocabulary.size
+    assert vocabulary.tokens[:4] == vocab.SPECIALS and len(lines) == vocabulary.size
     assert all(line.split() == [token, str(i)]
                for i, (line, token) in enumerate(zip(lines, vocabulary.tokens)))
 

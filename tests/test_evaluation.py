@@ -15,8 +15,10 @@ from skip_vae_tf import evaluation
 
 
 def _run(script, args, data_dir, cache_dir):
-  env = dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
-             TF_CPP_MIN_LOG_LEVEL="2")
+  env = dict(os.environ, SKIP_VAE_CACHE_DIR=str(cache_dir), TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("SKIP_VAE_DATA_DIR", None)
+  if data_dir is not None:
+    env["SKIP_VAE_DATA_DIR"] = str(data_dir)
   return subprocess.run([sys.executable, str(REPO_ROOT / "bin" / script), *args], env=env,
                         capture_output=True, text=True, timeout=600, check=False)
 
@@ -38,11 +40,11 @@ def test_evaluate_writes_reports_and_tensorboard(trained, data_dir, cache_dir):
   report = json.loads((trained / "eval_test.json").read_text())
   scalars = report["metrics"]
   assert report["num_examples"] == 128 and report["checkpoint"].endswith("best/ckpt-8")
-  for name in ("neg_elbo", "reconstruction_nll", "kl", "iw_nll", "mi_aggregate",
+  for name in ("negative_elbo", "reconstruction_nll", "kl", "iw_nll", "mi_aggregate",
                "mi_minibatch_he2019", "active_units_cov_ge_0.01", "active_units_cov_gt_0.02",
                "linear_probe_accuracy"):
     assert name in scalars, name
-  assert scalars["iw_nll"] < scalars["neg_elbo"]  # K = 10 tightens the K = 1 bound.
+  assert scalars["iw_nll"] < scalars["negative_elbo"]  # K = 10 tightens the K = 1 bound.
   assert scalars["mi_aggregate"] <= math.log(128) + 0.5
   assert 0.0 <= scalars["linear_probe_accuracy"] <= 1.0
   assert len(report["kl_per_dim"]) == 4
@@ -72,6 +74,21 @@ def test_results_do_not_depend_on_the_batch_size(trained, data_dir):
   for name in ("active_units_cov_ge_0.01", "active_units_cov_gt_0.02",
                "linear_probe_accuracy"):
     assert first[name] == second[name], name
+
+
+def test_evaluate_finds_the_data_the_run_was_trained_on_without_the_environment(
+    trained, data_dir, cache_dir):
+  # The run was trained with the data folder given only by $SKIP_VAE_DATA_DIR.
+  saved = json.loads((trained / "config.json").read_text())["data"]["data_dir"]
+  assert saved == str(data_dir.resolve())
+  result = _run("evaluate.py", [f"--workdir={trained}", "--split=validation", "--iw_samples=0"],
+                None, cache_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads((trained / "eval_validation.json").read_text())
+  training_metrics = json.loads((trained / "metrics.json").read_text())["validation"]
+  assert report["data_source"] == json.loads((trained / "metrics.json").read_text())[
+      "data_source"]
+  assert report["metrics"]["kl"] == pytest.approx(training_metrics["kl"], rel=1e-5)
 
 
 def test_missing_workdir_is_a_one_line_error(tmp_path, data_dir, cache_dir):

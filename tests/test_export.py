@@ -22,6 +22,7 @@ from skip_vae_tf import evaluation
 from skip_vae_tf import export
 from skip_vae_tf import serving
 from skip_vae_tf import training
+from skip_vae_tf import workdir as workdir_lib
 
 CASES = [("omniglot", False), ("omniglot", True), ("ptb", False), ("ptb", True)]
 SAVED_MODEL_CLI = str(pathlib.Path(sys.executable).parent / "saved_model_cli")
@@ -59,16 +60,17 @@ def exported(request, tmp_path_factory, data_dir, cache_dir):
   # this fixture makes the same comparison, and tracing the PixelCNN decode is slow.
   version = export.export_run(str(root / "run"), str(root / "serving"), iw_samples=IW_SAMPLES,
                               check=dataset == "ptb")
-  config, model, _ = evaluation.restore_model(root / "run", "best")
-  vocabulary = (export.run_vocabulary(root / "run", config)
-                if config_lib.is_text(config) else None)
-  signatures = serving.Signatures(model, IW_SAMPLES, 0, vocabulary)
+  run = workdir_lib.Workdir(root / "run")
+  config, task, model, _ = evaluation.restore_model(run, "best")
+  task.restore_run_files(run, config)
+  signatures = serving.Signatures(model, task, IW_SAMPLES, 0)
   inputs = serving.example_inputs(signatures, batch=3)
   expected = {name: {k: v.numpy() for k, v in tf.function(fn)(
       *[tf.constant(a) for a in inputs[name].values()]).items()}
               for name, fn in signatures.functions().items()}
   return types.SimpleNamespace(root=root, version=version, signatures=signatures,
-                               inputs=inputs, expected=expected, is_text=vocabulary is not None)
+                               inputs=inputs, expected=expected,
+                               is_text=config_lib.modality(config) == "text")
 
 
 def _assert_outputs_equal(expected: dict, actual: dict, where: str) -> None:
@@ -196,7 +198,7 @@ def test_wrong_dtype_or_shape_fails_at_the_signature_naming_the_input(exported):
   loaded = tf.saved_model.load(str(exported.version))
   encode = loaded.signatures["encode"]
   good = exported.inputs["encode"]
-  first = exported.signatures.input_spec().name
+  first = exported.signatures.task.serving_input_spec().name
   wrong_dtype = (tf.zeros([2, 28, 28, 1], tf.float64) if not exported.is_text
                  else tf.constant([1, 2]))
   with pytest.raises(Exception) as error:  # TF raises TypeError or InvalidArgumentError.
@@ -262,12 +264,13 @@ def test_failed_verification_publishes_nothing(text_run, tmp_path, monkeypatch):
 
 
 def test_verification_catches_a_saved_model_that_differs(text_run, tmp_path):
-  config, model, _ = evaluation.restore_model(text_run, "best")
-  vocabulary = export.run_vocabulary(text_run, config)
-  signatures = serving.Signatures(model, 3, 0, vocabulary)
-  serving.export_archive(signatures).write_out(str(tmp_path / "saved"), verbose=False)
+  run = workdir_lib.Workdir(text_run)
+  config, task, model, _ = evaluation.restore_model(run, "best")
+  task.restore_run_files(run, config)
+  serving.export_archive(serving.Signatures(model, task, 3, 0)).write_out(
+      str(tmp_path / "saved"), verbose=False)
   with pytest.raises(export.ExportError, match="differs from the in-process model"):
-    export.verify(tmp_path / "saved", serving.Signatures(model, 3, 1, vocabulary))
+    export.verify(tmp_path / "saved", serving.Signatures(model, task, 3, 1))
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -284,8 +287,8 @@ def test_cli_errors_are_one_line(breakage, message, text_run, tmp_path, data_dir
     saved["model"]["decoder_hidden"] = [48]
     (workdir / "config.json").write_text(json.dumps(saved))
   if breakage == "vocabulary":
-    lines = (workdir / training.VOCABULARY_FILE).read_text().splitlines()
-    (workdir / training.VOCABULARY_FILE).write_text("\n".join(lines[:-1]) + "\n")
+    lines = (workdir / workdir_lib.VOCABULARY_FILE).read_text().splitlines()
+    (workdir / workdir_lib.VOCABULARY_FILE).write_text("\n".join(lines[:-1]) + "\n")
   result = _export_cli([f"--workdir={workdir}", f"--export_dir={tmp_path / 'serving'}"],
                        data_dir, cache_dir)
   assert result.returncode != 0

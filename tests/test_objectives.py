@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import objectives
+from skip_vae_tf import tasks
 from skip_vae_tf.models import decoders
-from skip_vae_tf.models import vae as vae_lib
 
 
 def _log_sigmoid(v):
@@ -18,7 +18,7 @@ def _log_sigmoid(v):
 def test_negative_elbo_matches_numpy(decoder_name):
   config = config_lib.apply_smoke(config_lib.image_config())
   config.model.decoder = decoder_name
-  model = vae_lib.build_vae(config.model)
+  model = tasks.ImageTask().build_model(config.model)
   rng = np.random.default_rng(0)
   x = (rng.random((5, 28, 28, 1)) < 0.3).astype(np.float32)
 
@@ -47,7 +47,7 @@ def test_negative_elbo_matches_numpy(decoder_name):
 
 def test_model_call_returns_terms_at_its_own_sample():
   config = config_lib.apply_smoke(config_lib.image_config())
-  model = vae_lib.build_vae(config.model)
+  model = tasks.ImageTask().build_model(config.model)
   x = np.ones((3, 28, 28, 1), np.float32)
   terms = model(x)
   z, mean, log_var = (terms[k].numpy() for k in ("z", "posterior_mean", "posterior_log_variance"))

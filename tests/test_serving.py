@@ -13,24 +13,25 @@ import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import serving
-from skip_vae_tf.data import text as text_data
-from skip_vae_tf.models import vae as vae_lib
+from skip_vae_tf import tasks
+from skip_vae_tf import vocabulary as vocab
 
 WORDS = ("the", "what", "is", "best", "way", "?")
-VOCABULARY = text_data.Vocabulary(text_data.SPECIALS + WORDS)
+VOCABULARY = vocab.Vocabulary(vocab.SPECIALS + WORDS)
 
 
 def _image_signatures(skip=True, decoder="pixelcnn"):
   config = config_lib.apply_smoke(config_lib.image_config())
   config.model.skip, config.model.decoder = skip, decoder
-  return serving.Signatures(vae_lib.build_vae(config.model), iw_samples=7, score_seed=3)
+  task = tasks.ImageTask()
+  return serving.Signatures(task.build_model(config.model), task, iw_samples=7, score_seed=3)
 
 
 def _text_signatures(skip=True):
   config = config_lib.apply_smoke(config_lib.text_config())
   config.model.skip, config.model.vocab_size = skip, VOCABULARY.size
-  return serving.Signatures(vae_lib.build_vae(config.model), iw_samples=7, score_seed=3,
-                            vocabulary=VOCABULARY)
+  task = tasks.TextTask(VOCABULARY)
+  return serving.Signatures(task.build_model(config.model), task, iw_samples=7, score_seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_score_matches_a_numpy_rederivation(modality, image_signatures, text_sig
   else:
     signatures = text_signatures
     x = np.array(["what is the best way ?", "the", "", "unknown words here"], dtype=object)
-    inputs = signatures.model_inputs(tf.constant(x))
+    inputs = signatures.task.serving_model_inputs(tf.constant(x))
   scores = {k: v.numpy() for k, v in signatures.score(tf.constant(x)).items()}
   reconstruction_nll, kl, iw_nll, sampled_negative_elbo = _numpy_scores(signatures, inputs)
   np.testing.assert_allclose(scores["reconstruction_nll"], reconstruction_nll, rtol=1e-4)
@@ -165,19 +166,19 @@ _texts = st.lists(st.one_of(st.lists(_pieces, max_size=12).map("".join), st.text
 @given(_texts)
 def test_in_graph_tokenization_matches_a_python_reference(lines):
   table = VOCABULARY.lookup_table()
-  ids = text_data.token_ids(tf.constant(lines), table).to_list()
+  ids = vocab.token_ids(tf.constant(lines), table).to_list()
   index = {token: i for i, token in enumerate(VOCABULARY.tokens)}
   for line, row in zip(lines, ids):
     words = [w for w in _ASCII_WHITESPACE.split(line) if w]
-    assert row == ([text_data.BOS_ID] + [index.get(w, text_data.UNK_ID) for w in words]
-                   + [text_data.EOS_ID])
+    assert row == ([vocab.BOS_ID] + [index.get(w, vocab.UNK_ID) for w in words]
+                   + [vocab.EOS_ID])
 
 
 @settings(max_examples=60, deadline=None)
 @given(hnp.arrays(np.int32, st.tuples(st.integers(1, 4), st.integers(1, 12)),
                   elements=st.integers(0, VOCABULARY.size - 1)))
 def test_ids_to_text_matches_vocabulary_to_text(ids):
-  texts = text_data.ids_to_text(tf.constant(ids), tf.constant(VOCABULARY.tokens)).numpy()
+  texts = vocab.ids_to_text(tf.constant(ids), tf.constant(VOCABULARY.tokens)).numpy()
   assert [t.decode() for t in texts] == [VOCABULARY.to_text(row) for row in ids]
 
 
@@ -189,7 +190,7 @@ def test_ids_to_text_matches_vocabulary_to_text(ids):
 def test_pixel_validation_accepts_exactly_the_unit_interval(images):
   valid = bool(np.all((images >= 0) & (images <= 1)))
   try:
-    out = serving._check_pixels(tf.constant(images))  # pylint: disable=protected-access
+    out = tasks.ImageTask().serving_model_inputs(tf.constant(images))
   except tf.errors.InvalidArgumentError as error:
     assert not valid and "input x must hold pixel values in [0, 1]" in str(error)
   else:

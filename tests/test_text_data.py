@@ -6,13 +6,14 @@ import gzip
 import numpy as np
 import pytest
 
+from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.data import files
 from skip_vae_tf.data import text
 
 
 @pytest.fixture(scope="module")
 def yahoo_vocabulary(data_dir):
-  return text.read_vocabulary_file(data_dir / "yahoo" / "yahoo.dict")
+  return vocab.read_vocabulary_file(data_dir / "yahoo" / "yahoo.dict")
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,8 @@ def test_special_ids_match_the_vocabulary_file(data_dir, yahoo_vocabulary):
   lines = (data_dir / "yahoo" / "yahoo.dict").read_text(encoding="utf-8").splitlines()
   assert yahoo_vocabulary.size == len(lines) == 20001
   file_ids = {line.split()[0]: int(line.split()[1]) for line in lines}
-  assert [file_ids[t] for t in (text.PAD, text.UNK, text.BOS, text.EOS)] == [
-      text.PAD_ID, text.UNK_ID, text.BOS_ID, text.EOS_ID]
+  assert [file_ids[t] for t in (vocab.PAD, vocab.UNK, vocab.BOS, vocab.EOS)] == [
+      vocab.PAD_ID, vocab.UNK_ID, vocab.BOS_ID, vocab.EOS_ID]
   assert yahoo_vocabulary.tokens[file_ids["the"]] == "the"
 
 
@@ -33,19 +34,19 @@ def test_known_line_round_trips_and_unknown_words_map_to_unk(yahoo_vocabulary):
   line = "what do you think of the new york city ?"
   corpus = text.tokenize([line, "the zzqxjv-not-a-word city"], yahoo_vocabulary)
   first, second = corpus.padded()[0], corpus.padded()[1]
-  assert first[0] == text.BOS_ID and first[len(line.split()) + 1] == text.EOS_ID
+  assert first[0] == vocab.BOS_ID and first[len(line.split()) + 1] == vocab.EOS_ID
   assert yahoo_vocabulary.to_text(first) == line
   assert list(first[1:len(line.split()) + 1]) == [yahoo_vocabulary.tokens.index(w)
                                                   for w in line.split()]
-  assert list(second[:5]) == [text.BOS_ID, yahoo_vocabulary.tokens.index("the"), text.UNK_ID,
-                              yahoo_vocabulary.tokens.index("city"), text.EOS_ID]
+  assert list(second[:5]) == [vocab.BOS_ID, yahoo_vocabulary.tokens.index("the"), vocab.UNK_ID,
+                              yahoo_vocabulary.tokens.index("city"), vocab.EOS_ID]
   assert list(corpus.lengths) == [len(line.split()) + 2, 5]
 
 
 def test_ptb_splits_and_vocabulary_built_from_train(ptb):
   assert (len(ptb.train), len(ptb.validation), len(ptb.test)) == (42068, 3370, 3761)
   # 9,999 types in train, one of them PTB's own <unk> (our id 1), plus our 4 specials.
-  assert ptb.vocabulary.size == 10002 and ptb.vocabulary.tokens[:4] == text.SPECIALS
+  assert ptb.vocabulary.size == 10002 and ptb.vocabulary.tokens[:4] == vocab.SPECIALS
   assert int(ptb.train.lengths.sum() - 2 * len(ptb.train)) == 887521
   assert int(ptb.validation.lengths.sum() - 2 * len(ptb.validation)) == 70390
   assert ptb.vocabulary.tokens[4] == "the"  # The most frequent word comes first.
@@ -78,7 +79,7 @@ def test_malformed_vocabulary_file_is_refused(tmp_path, content, message):
   path = tmp_path / "bad.dict"
   path.write_text(content)
   with pytest.raises(files.DataFileError, match=message):
-    text.read_vocabulary_file(path)
+    vocab.read_vocabulary_file(path)
 
 
 def test_empty_and_corrupt_corpora_are_refused(tmp_path):
@@ -111,15 +112,15 @@ def test_bucketed_epochs_are_exact_seeded_and_resumable(ptb):
   seen = []
   for batch in epoch:
     assert batch.shape[0] == 16 and batch.shape[1] % 10 == 0
-    lengths = (batch != text.PAD_ID).sum(1)
+    lengths = (batch != vocab.PAD_ID).sum(1)
     # One bucket per batch: every length pads to the batch's width.
     assert np.all(-(-lengths // 10) * 10 == batch.shape[1])
     for row, length in zip(batch, lengths):
-      assert row[0] == text.BOS_ID and row[length - 1] == text.EOS_ID
-      assert np.all(row[length:] == text.PAD_ID) and np.all(row[:length] != text.PAD_ID)
+      assert row[0] == vocab.BOS_ID and row[length - 1] == vocab.EOS_ID
+      assert np.all(row[length:] == vocab.PAD_ID) and np.all(row[:length] != vocab.PAD_ID)
       seen.append(tuple(row[:length]))
   # No sentence more often than the corpus holds it (PTB repeats some sentences).
-  available = collections.Counter(tuple(r[r != text.PAD_ID]) for r in corpus.padded())
+  available = collections.Counter(tuple(r[r != vocab.PAD_ID]) for r in corpus.padded())
   assert not collections.Counter(seen) - available
   assert len(seen) > len(corpus) - 16 * len(batches.boundaries)  # Only partial batches drop.
   np.testing.assert_array_equal(epoch[7], [b.numpy() for b in batches.epoch(2)][7])
@@ -139,4 +140,4 @@ def test_evaluation_batches_visit_every_sentence_once(ptb):
     sentence = corpus.ids[corpus.offsets[order[index]]:corpus.offsets[order[index] + 1]]
     row = rows[index]
     np.testing.assert_array_equal(row[:len(sentence)], sentence)
-    assert np.all(row[len(sentence):] == text.PAD_ID)
+    assert np.all(row[len(sentence):] == vocab.PAD_ID)

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
-from skip_vae_tf.data import text as text_data
+from skip_vae_tf import tasks
+from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.models import lstm
 from skip_vae_tf.models import text
-from skip_vae_tf.models import vae as vae_lib
 
 VOCAB = 23
 
@@ -62,7 +62,7 @@ def _padded_batch(rng, lengths):
   """Sentences `<s> w.. </s>` of the given total lengths, right-padded."""
   batch = np.zeros((len(lengths), max(lengths)), np.int32)
   for row, length in enumerate(lengths):
-    batch[row, 0], batch[row, length - 1] = text_data.BOS_ID, text_data.EOS_ID
+    batch[row, 0], batch[row, length - 1] = vocab.BOS_ID, vocab.EOS_ID
     batch[row, 1:length - 1] = rng.integers(4, VOCAB, size=length - 2)
   return batch
 
@@ -75,7 +75,7 @@ def _log_softmax(logits):
 
 @pytest.mark.parametrize("skip", [False, True])
 def test_padded_batch_scores_like_its_sentences_one_by_one(skip):
-  model = vae_lib.build_vae(_model_config(skip))
+  model = tasks.TextTask().build_model(_model_config(skip))
   rng = np.random.default_rng(1)
   lengths = [3, 9, 6, 2]
   batch = _padded_batch(rng, lengths)
@@ -95,7 +95,7 @@ def test_padded_batch_scores_like_its_sentences_one_by_one(skip):
 
 
 def test_encoder_reads_each_sentence_at_its_last_token():
-  model = vae_lib.build_vae(_model_config(True))
+  model = tasks.TextTask().build_model(_model_config(True))
   rng = np.random.default_rng(2)
   lengths = [4, 10, 7]
   batch = _padded_batch(rng, lengths)
@@ -119,7 +119,7 @@ def _z_gradient_without_first_layer_route(model, batch, z):
 
 def test_skip_switch_routes_z_into_every_layer_and_the_softmax():
   layers, latent = 3, 4
-  plain, skip = (vae_lib.build_vae(_model_config(s, layers)) for s in (False, True))
+  plain, skip = (tasks.TextTask().build_model(_model_config(s, layers)) for s in (False, True))
   assert [layer.static_dim for layer in plain.decoder.lstms] == [latent, 0, 0]
   assert [layer.static_dim for layer in skip.decoder.lstms] == [latent] * layers
   assert plain.decoder.z_to_output is None and skip.decoder.z_to_output is not None
@@ -140,17 +140,17 @@ def test_skip_switch_routes_z_into_every_layer_and_the_softmax():
 
 @pytest.mark.parametrize("skip", [False, True])
 def test_greedy_decode_is_the_argmax_of_the_teacher_forced_model(skip):
-  model = vae_lib.build_vae(_model_config(skip))
+  model = tasks.TextTask().build_model(_model_config(skip))
   z = tf.constant(np.random.default_rng(4).normal(size=(3, model.latent_dim)), tf.float32)
   decoded = model.decoder.greedy(z).numpy()
   assert decoded.shape == (3, model.decoder.max_decode_length)
-  inputs = np.concatenate([np.full((3, 1), text_data.BOS_ID, np.int32), decoded], axis=1)
+  inputs = np.concatenate([np.full((3, 1), vocab.BOS_ID, np.int32), decoded], axis=1)
   argmax = tf.argmax(model.decoder.logits(tf.constant(inputs), z), axis=-1).numpy()
   for row in range(3):
-    ended = np.flatnonzero(decoded[row] == text_data.EOS_ID)
+    ended = np.flatnonzero(decoded[row] == vocab.EOS_ID)
     stop = ended[0] + 1 if len(ended) else decoded.shape[1]
     np.testing.assert_array_equal(decoded[row, :stop], argmax[row, :stop])
-    assert np.all(decoded[row, stop:] == text_data.PAD_ID)
+    assert np.all(decoded[row, stop:] == vocab.PAD_ID)
   seed = tf.constant([1, 2])
   sampled = model.decoder.sample(z, seed).numpy()
   np.testing.assert_array_equal(sampled, model.decoder.sample(z, seed).numpy())

@@ -50,14 +50,14 @@ def test_smoke_run_writes_checkpoints_events_and_metrics(smoke_run):
   assert metrics["steps"] == 16 and metrics["skip"] is True
   assert "npz" in metrics["data_source"]
   for split in ("validation", "test"):
-    assert {"neg_elbo", "kl", "mi_aggregate", "mi_minibatch_he2019",
+    assert {"negative_elbo", "kl", "mi_aggregate", "mi_minibatch_he2019",
             "active_units_cov_ge_0.01", "active_units_cov_gt_0.02"} <= set(metrics[split])
-    assert metrics[split]["neg_elbo"] == pytest.approx(
+    assert metrics[split]["negative_elbo"] == pytest.approx(
         metrics[split]["reconstruction_nll"] + metrics[split]["kl"], rel=1e-5)
   train_tags, validation_tags = _tags(workdir / "train"), _tags(workdir / "validation")
-  assert {"neg_elbo", "reconstruction_nll", "kl", "kl_weight", "grad_norm",
+  assert {"negative_elbo", "reconstruction_nll", "kl", "kl_weight", "grad_norm",
           "examples_per_sec", "mi_minibatch_he2019", "skipped_steps"} <= train_tags
-  assert {"neg_elbo", "kl", "mi_aggregate", "mi_minibatch_he2019", "active_units_cov_ge_0.01",
+  assert {"negative_elbo", "kl", "mi_aggregate", "mi_minibatch_he2019", "active_units_cov_ge_0.01",
           "active_units_cov_gt_0.02", "kl_per_dim", "kl_per_dim/dim_00", "reconstructions",
           "prior_samples"} <= validation_tags
   assert {"_hparams_/experiment", "_hparams_/session_start_info", "data_source"} <= _tags(workdir)

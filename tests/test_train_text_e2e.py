@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from conftest import REPO_ROOT
 from skip_vae_tf import evaluation
-from skip_vae_tf.data import datasets
+from skip_vae_tf import evaluators
+from skip_vae_tf import workdir as workdir_lib
 from skip_vae_tf.data import text
 
 
@@ -38,10 +39,10 @@ def _text_summary(run_dir, tag: str) -> str:
   return proto.string_val[0].decode()
 
 
-TRAIN_TAGS = {"neg_elbo", "reconstruction_nll", "reconstruction_nll_per_word", "kl",
+TRAIN_TAGS = {"negative_elbo", "reconstruction_nll", "reconstruction_nll_per_word", "kl",
               "perplexity_bound", "tokens_per_sec", "learning_rate", "kl_weight",
               "mi_minibatch_he2019"}
-VALIDATION_TAGS = {"neg_elbo", "reconstruction_nll_per_word", "kl", "mi_aggregate",
+VALIDATION_TAGS = {"negative_elbo", "reconstruction_nll_per_word", "kl", "mi_aggregate",
                    "mi_minibatch_he2019", "active_units_cov_ge_0.01", "perplexity_bound",
                    "kl_per_dim", "reconstructions", "prior_samples"}
 
@@ -67,8 +68,8 @@ def test_ptb_smoke_run_writes_checkpoints_events_and_text(ptb_run):
   assert "per word" in metrics["units"] and "</s>" in metrics["units"]
   test = metrics["test"]
   assert test["perplexity_bound"] == pytest.approx(
-      math.exp(test["neg_elbo"] / test["words_per_sentence"]), rel=1e-6)
-  assert test["neg_elbo"] == pytest.approx(test["reconstruction_nll"] + test["kl"], rel=1e-5)
+      math.exp(test["negative_elbo"] / test["words_per_sentence"]), rel=1e-6)
+  assert test["negative_elbo"] == pytest.approx(test["reconstruction_nll"] + test["kl"], rel=1e-5)
   assert TRAIN_TAGS <= _tags(workdir / "train")
   assert VALIDATION_TAGS <= _tags(workdir / "validation")
   reconstructions = _text_summary(workdir / "validation", "reconstructions")
@@ -98,7 +99,7 @@ def test_evaluate_reports_per_word_metrics_for_text(ptb_run, data_dir, cache_dir
   words = scalars["words_per_sentence"]
   assert scalars["iw_nll_per_word"] == pytest.approx(scalars["iw_nll"] / words, rel=1e-9)
   assert scalars["perplexity_iw"] == pytest.approx(math.exp(scalars["iw_nll_per_word"]))
-  assert scalars["perplexity_bound"] == pytest.approx(math.exp(scalars["neg_elbo"] / words))
+  assert scalars["perplexity_bound"] == pytest.approx(math.exp(scalars["negative_elbo"] / words))
   assert "linear_probe_accuracy" not in scalars  # No labels for text.
 
 
@@ -113,12 +114,12 @@ def test_text_evaluation_is_in_stored_order_whatever_the_batch_size(ptb_run, dat
   np.testing.assert_allclose(reports[0]["kl_per_dim"], reports[1]["kl_per_dim"], rtol=1e-5)
   # Means cannot see the order: compare per-example outputs, in the file's order, with the
   # model applied to each sentence alone (batches visit the sentences sorted by length).
-  config, model, _ = evaluation.restore_model(workdir, "best")
+  config, task, model, _ = evaluation.restore_model(workdir_lib.Workdir(workdir), "best")
   config.data.data_dir = str(data_dir)
-  data = datasets.load_configured(config.data, config.seed)
-  strategy = tf.distribute.get_strategy()
-  step = evaluation.make_eval_step(model, strategy, jit_compile=False)
-  kl = evaluation.posterior_outputs(step, strategy, data, "validation", 7)["kl"]
+  data = task.load_data(config.data, config.seed)
+  evaluator = evaluators.PosteriorEvaluator(model, tf.distribute.get_strategy(), 7, 500,
+                                            jit_compile=False)
+  kl = evaluator.outputs(data, "validation")["kl"]
   corpus = data.validation
   assert not np.array_equal(text.evaluation_order(corpus), np.arange(len(corpus)))
   for index in (0, 1, int(np.argmax(corpus.lengths)), len(corpus) - 1):

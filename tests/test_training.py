@@ -19,9 +19,9 @@ def test_evaluation_covers_every_example_whatever_the_batch_size(trainer):
   images = trainer.data.validation  # 128 examples: partial last batches below.
   results = []
   for batch_size in (100, 64, 7):
-    trainer.config.train.eval_batch_size = batch_size
+    trainer.evaluator.batch_size = batch_size
     results.append(trainer.evaluate("validation"))
-  trainer.config.train.eval_batch_size = 64
+  trainer.evaluator.batch_size = 64
   # KL and active units do not depend on the posterior sample: equal across batch sizes.
   for scalars, kl_per_dim in results[1:]:
     assert scalars["kl"] == pytest.approx(results[0][0]["kl"], rel=1e-6)

@@ -1,19 +1,40 @@
-"""One entry point for every dataset: images (data.images) and text (data.text).
+"""The interface every dataset offers the training loop, the evaluators and the summaries.
 
-Both dataset classes answer the same questions, which is all the training loop and the
-evaluation use: `num_examples(split)`, `labels(split)`, `first_examples(split, n)`,
-`training_batches(batch_size, seed)`, `evaluation_batches(split, batch_size)` and
-`evaluation_order(split)` (the order those batches visit the examples in, None = stored).
+`images.ImageDataset` and `text.TextDataset` implement it; so can an in-memory dataset
+handed to `training.train_and_evaluate(config, workdir, data=...)`.
 """
 
-from skip_vae_tf.data import images
-from skip_vae_tf.data import text
+from typing import Protocol
 
-Dataset = images.ImageDataset | text.TextDataset
+import numpy as np
+import tensorflow as tf
 
 
-def load_configured(data_config, seed: int) -> Dataset:
-  """The dataset of a config's `data` section (see `skip_vae_tf.config`)."""
-  if data_config.name in text.TEXT_DATASETS:
-    return text.load_configured(data_config, seed)
-  return images.load_configured(data_config, seed)
+class TrainingBatches(Protocol):
+  steps_per_epoch: int
+
+  def epoch(self, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
+    """The batches of `epoch` (a function of the seed and epoch only), after `skip_batches`."""
+
+
+class Dataset(Protocol):
+  name: str
+  source: str  # The files and protocol used; recorded with every result.
+
+  def num_examples(self, split: str) -> int:
+    """Examples in 'train', 'validation' or 'test'."""
+
+  def labels(self, split: str) -> np.ndarray | None:
+    """(N,) int class ids of the split, or None."""
+
+  def first_examples(self, split: str, count: int) -> np.ndarray:
+    """The first `count` model inputs of the split (for summaries)."""
+
+  def training_batches(self, batch_size: int, seed: int) -> TrainingBatches:
+    """Epochs of full training batches."""
+
+  def evaluation_batches(self, split: str, batch_size: int) -> tf.data.Dataset:
+    """Every example of the split once; the last batch may be smaller."""
+
+  def evaluation_order(self, split: str) -> np.ndarray | None:
+    """The order `evaluation_batches` visits the examples in (None = stored order)."""

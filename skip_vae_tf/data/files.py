@@ -1,4 +1,4 @@
-"""Locating and verifying raw data files; writing small files atomically.
+"""Locating and verifying raw data files.
 
 Every file the loaders read is registered here with its size and checksum (from
 the datasets' SOURCES.md), so a missing, truncated or wrong file stops with a
@@ -10,12 +10,13 @@ import hashlib
 import os
 import pathlib
 
+from skip_vae_tf import errors
+
 DATA_DIR_ENV = "SKIP_VAE_DATA_DIR"
 CACHE_DIR_ENV = "SKIP_VAE_CACHE_DIR"
 
 
-class DataFileError(RuntimeError):
-  """A data file that is missing, truncated or not the registered file."""
+DataFileError = errors.DataFileError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,11 +90,3 @@ def verified_path(data_dir: pathlib.Path, registered: RegisteredFile) -> pathlib
     raise DataFileError(f"data file {path} has {registered.algorithm} {digest}, {expected} "
                         "(corrupt or a different file)")
   return path
-
-
-def write_text_atomically(path: pathlib.Path, text: str) -> None:
-  """Writes `text` (UTF-8) to `path` through a temporary file and a rename: a reader (or a
-  run killed mid-write) sees the old file or the new one, never half of one."""
-  tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-  tmp.write_text(text, encoding="utf-8")
-  tmp.replace(path)

@@ -18,7 +18,6 @@ Sources (all verified against registered checksums before use):
 
 import dataclasses
 import gzip
-import os
 import pathlib
 import shutil
 
@@ -26,6 +25,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from skip_vae_tf import atomic
 from skip_vae_tf.data import files
 from skip_vae_tf.data import pipelines
 
@@ -76,7 +76,6 @@ class ImageDataset:
   validation: np.ndarray
   test: np.ndarray
   dynamic_binarization: bool
-  seed: int
   train_labels: np.ndarray | None = None
   validation_labels: np.ndarray | None = None
   test_labels: np.ndarray | None = None
@@ -111,14 +110,6 @@ def binarize_once(images: np.ndarray, seed: int, stream: int) -> np.ndarray:
   return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
-def holdout_split(num_examples: int, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Seeded split of range(num_examples) into (kept, held_out) index arrays."""
-  if not 0 < holdout < num_examples:
-    raise ValueError(f"cannot hold out {holdout} of {num_examples} examples for validation")
-  order = np.random.default_rng(seed).permutation(num_examples)
-  return np.sort(order[holdout:]), np.sort(order[:holdout])
-
-
 def _tfds_builder(name: str, data_dir: pathlib.Path | None, cache_dir: pathlib.Path,
                   manual_dir: pathlib.Path | None):
   """A prepared TFDS builder: offline from `manual_dir`, else TFDS's own download."""
@@ -149,7 +140,7 @@ def _load_mnist(data_dir, cache_dir, seed, validation_size):
   train_images = train["image"].astype(np.float32) / 255.0
   test_images = test["image"].astype(np.float32) / 255.0
   validation_size = validation_size or DEFAULT_VALIDATION_SIZE["mnist"]
-  kept, held_out = holdout_split(len(train_images), validation_size, seed)
+  kept, held_out = pipelines.holdout_split(len(train_images), validation_size, seed)
   return ImageDataset(
       name="mnist",
       source=(f"MNIST IDX files via TFDS mnist; {len(kept)} train / {len(held_out)} validation "
@@ -160,7 +151,6 @@ def _load_mnist(data_dir, cache_dir, seed, validation_size):
       validation=binarize_once(train_images[held_out], seed, stream=1),
       test=binarize_once(test_images, seed, stream=2),
       dynamic_binarization=True,
-      seed=seed,
       train_labels=train["label"][kept],
       validation_labels=train["label"][held_out],
       test_labels=test["label"])
@@ -171,10 +161,9 @@ def _gunzip_to(source: pathlib.Path, target: pathlib.Path) -> None:
   if target.exists():
     return
   target.parent.mkdir(parents=True, exist_ok=True)
-  partial = target.with_name(f"{target.name}.{os.getpid()}.partial")  # Per process: workers race.
-  with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+  with atomic.replacing(target) as partial, gzip.open(source, "rb") as src, \
+      open(partial, "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
-  partial.replace(target)
 
 
 def _load_binarized_mnist(data_dir, cache_dir, seed):
@@ -191,7 +180,7 @@ def _load_binarized_mnist(data_dir, cache_dir, seed):
       name="binarized_mnist",
       source="Larochelle static binarized MNIST via TFDS binarized_mnist; 50000/10000/10000",
       train=splits["train"], validation=splits["validation"], test=splits["test"],
-      dynamic_binarization=False, seed=seed)
+      dynamic_binarization=False)
 
 
 def downsample_omniglot(raw: np.ndarray, batch: int = 2048) -> np.ndarray:
@@ -199,7 +188,6 @@ def downsample_omniglot(raw: np.ndarray, batch: int = 2048) -> np.ndarray:
 
   Strokes become 1; the 105->28 resize is bilinear with anti-aliasing, so values lie in [0, 1].
   """
-  import tensorflow as tf  # Imported here so array loaders stay importable without TF startup.
   strokes = 1.0 - raw.astype(np.float32)
   out = [tf.image.resize(strokes[i:i + batch, :, :, None], IMAGE_SHAPE[:2],
                          method="bilinear", antialias=True).numpy()
@@ -221,7 +209,7 @@ def omniglot_from_raw(raw_images: np.ndarray, seed: int, validation_size: int):
   cut = OMNIGLOT_TRAIN_DRAWERS
   train, train_labels = images[:, :cut].reshape(-1, *IMAGE_SHAPE), labels[:, :cut].ravel()
   test, test_labels = images[:, cut:].reshape(-1, *IMAGE_SHAPE), labels[:, cut:].ravel()
-  kept, held_out = holdout_split(len(train), validation_size, seed)
+  kept, held_out = pipelines.holdout_split(len(train), validation_size, seed)
   return (train[kept], train_labels[kept], train[held_out], train_labels[held_out],
           test, test_labels)
 
@@ -253,7 +241,7 @@ def _load_chardata(path: pathlib.Path, seed: int, validation_size: int):
   train = mat["data"].T.reshape((-1, 28, 28), order="F")[..., None].astype(np.float32)
   test = mat["testdata"].T.reshape((-1, 28, 28), order="F")[..., None].astype(np.float32)
   train_labels = np.asarray(mat.get("targetchar", np.zeros(0))).ravel().astype(np.int64)
-  kept, held_out = holdout_split(len(train), validation_size, seed)
+  kept, held_out = pipelines.holdout_split(len(train), validation_size, seed)
   if len(train_labels) != len(train):
     return train[kept], None, train[held_out], None, test, None
   return (train[kept], train_labels[kept], train[held_out], train_labels[held_out],
@@ -288,9 +276,8 @@ def _load_omniglot(data_dir, cache_dir, seed, validation_size):
     arrays = {key: value for key, value in zip(keys, parts) if value is not None}
     arrays["validation"] = binarize_once(arrays["validation"], seed, stream=1)
     arrays["test"] = binarize_once(arrays["test"], seed, stream=2)
-    partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial.npz")  # Per process.
-    np.savez(partial, **arrays)
-    partial.replace(cache)
+    with atomic.replacing(cache, suffix=".npz") as partial:
+      np.savez(partial, **arrays)
     logging.info("Omniglot: cached converted arrays in %s", cache)
   return ImageDataset(
       name="omniglot",
@@ -298,7 +285,7 @@ def _load_omniglot(data_dir, cache_dir, seed, validation_size):
               f"validation held out with seed {seed} / {len(arrays['test'])} test; dynamic "
               "binarization for train, one seeded binarization for validation and test"),
       train=arrays["train"], validation=arrays["validation"], test=arrays["test"],
-      dynamic_binarization=True, seed=seed,
+      dynamic_binarization=True,
       train_labels=arrays.get("train_labels"),
       validation_labels=arrays.get("validation_labels"),
       test_labels=arrays.get("test_labels"))

@@ -8,6 +8,14 @@ import numpy as np
 import tensorflow as tf
 
 
+def holdout_split(num_examples: int, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Seeded split of range(num_examples) into (kept, held_out) index arrays."""
+  if not 0 < holdout < num_examples:
+    raise ValueError(f"cannot hold out {holdout} of {num_examples} examples for validation")
+  order = np.random.default_rng(seed).permutation(num_examples)
+  return np.sort(order[holdout:]), np.sort(order[:holdout])
+
+
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   """The seeded example order of one epoch: a permutation of range(num_examples)."""
   return np.random.default_rng([seed, epoch]).permutation(num_examples)

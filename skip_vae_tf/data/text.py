@@ -1,8 +1,7 @@
-"""Text corpora: vocabularies, tokenization through a TF lookup table, bucketed batches.
+"""Text corpora: reading, tokenizing (through a TF lookup table), bucketed batches.
 
 A sentence (a line; for Yahoo a whole document) becomes `<s> w_1 ... w_n </s>` as int32
-ids. Ids 0-3 are always `<pad>`, `<unk>`, `<s>`, `</s>`; a word missing from the
-vocabulary maps to `<unk>`. Padding is id 0 and is never part of a loss or metric.
+ids of a `skip_vae_tf.vocabulary.Vocabulary`.
 
 Datasets (files under the data dir, gzip or plain):
 - 'ptb': Mikolov's Penn Treebank train/valid/test; vocabulary built from train.
@@ -22,14 +21,12 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from skip_vae_tf import errors
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.data import files
-from skip_vae_tf.data import images
 from skip_vae_tf.data import pipelines
 
-PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
-SPECIALS = (PAD, UNK, BOS, EOS)
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
-TEXT_DATASETS = ("yahoo", "yahoo_small", "ptb")
 DEFAULT_VALIDATION_SIZE = {"yahoo_small": 1000}
 
 _REGISTERED = {
@@ -63,98 +60,33 @@ _REGISTERED_RAW = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Vocabulary:
-  """Tokens by id; ids 0-3 are `SPECIALS`."""
-  tokens: tuple[str, ...]
-
-  def __post_init__(self):
-    if self.tokens[:4] != SPECIALS:
-      raise ValueError(f"a vocabulary must start with {SPECIALS}, got {self.tokens[:4]}")
-    if len(set(self.tokens)) != len(self.tokens):
-      duplicate = next(t for t, n in collections.Counter(self.tokens).items() if n > 1)
-      raise ValueError(f"vocabulary lists {duplicate!r} twice")
-
-  @property
-  def size(self) -> int:
-    return len(self.tokens)
-
-  def lookup_table(self) -> tf.lookup.StaticHashTable:
-    """A TF table: token string -> int64 id, `<unk>` for anything else."""
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(self.tokens),
-                                            tf.range(self.size, dtype=tf.int64)),
-        default_value=UNK_ID)
-
-  def to_text(self, ids) -> str:
-    """Ids -> the words they spell, stopping at `</s>` and leaving out `<s>` and `<pad>`."""
-    words = []
-    for token_id in np.asarray(ids).tolist():
-      if token_id == EOS_ID:
-        break
-      if token_id not in (PAD_ID, BOS_ID):
-        words.append(self.tokens[token_id])
-    return " ".join(words)
-
-
-def read_vocabulary_file(path: pathlib.Path) -> Vocabulary:
-  """A `word id` per line, ids 0, 1, 2, ... in order (the reference code's yahoo.dict).
-
-  Raises:
-    files.DataFileError: a line that is not `word id`, ids out of order, or missing specials.
-  """
-  try:
-    lines = path.read_text(encoding="utf-8").splitlines()
-  except (OSError, UnicodeDecodeError) as error:
-    raise files.DataFileError(f"cannot read vocabulary file {path}: {error}") from error
-  tokens = []
-  for number, line in enumerate(lines, start=1):
-    fields = line.split()
-    if (len(fields) != 2 or not (fields[1].isascii() and fields[1].isdigit())
-        or int(fields[1]) != number - 1):
-      raise files.DataFileError(
-          f"vocabulary file {path}, line {number}: expected '<word> {number - 1}', "
-          f"got {line.rstrip()!r}")
-    tokens.append(fields[0])
-  try:
-    return Vocabulary(tuple(tokens))
-  except ValueError as error:
-    raise files.DataFileError(f"vocabulary file {path}: {error}") from error
-
-
-def write_vocabulary_file(path: pathlib.Path, vocabulary: Vocabulary) -> None:
-  """Writes `vocabulary` as `read_vocabulary_file` reads it, atomically."""
-  files.write_text_atomically(
-      path, "".join(f"{token} {index}\n" for index, token in enumerate(vocabulary.tokens)))
-
-
-def build_vocabulary(lines: list[str], max_size: int = 0) -> Vocabulary:
-  """SPECIALS, then the words of `lines` by decreasing count (ties: first seen first).
+def build_vocabulary(lines: list[str], max_size: int = 0) -> vocab.Vocabulary:
+  """The special tokens, then the words of `lines` by decreasing count (ties: first seen first).
 
   `max_size` caps the total size (0 = keep every word).
   """
   counts = collections.Counter(word for line in lines for word in line.split())
-  words = [w for w, _ in counts.most_common() if w not in SPECIALS]
+  words = [w for w, _ in counts.most_common() if w not in vocab.SPECIALS]
   if max_size:
-    words = words[:max_size - len(SPECIALS)]
-  return Vocabulary(SPECIALS + tuple(words))
+    words = words[:max_size - len(vocab.SPECIALS)]
+  return vocab.Vocabulary(vocab.SPECIALS + tuple(words))
 
 
 def read_lines(path: pathlib.Path) -> list[str]:
   """The non-empty lines of a text file (gzip when named *.gz), stripped.
 
   Raises:
-    files.DataFileError: the file cannot be decoded or holds no non-empty line.
+    errors.DataFileError: the file cannot be decoded or holds no non-empty line.
   """
   try:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
       lines = [line.strip() for line in f]
   except (OSError, UnicodeDecodeError, EOFError) as error:
-    raise files.DataFileError(f"cannot read text file {path}: {error}") from error
+    raise errors.DataFileError(f"cannot read text file {path}: {error}") from error
   lines = [line for line in lines if line]
   if not lines:
-    raise files.DataFileError(f"text file {path} holds no sentences (empty corpus)")
+    raise errors.DataFileError(f"text file {path} holds no sentences (empty corpus)")
   return lines
 
 
@@ -183,35 +115,18 @@ class TokenizedCorpus:
     return tf.RaggedTensor.from_row_splits(self.ids, self.offsets)
 
   def padded(self, indices=None) -> np.ndarray:
-    """(n, max length) int32, right-padded with PAD_ID; all sentences or `indices`."""
+    """(n, max length) int32, right-padded with vocab.PAD_ID; all sentences or `indices`."""
     indices = range(len(self)) if indices is None else indices
     rows = [self.ids[self.offsets[i]:self.offsets[i + 1]] for i in indices]
-    out = np.full((len(rows), max((len(r) for r in rows), default=0)), PAD_ID, np.int32)
+    out = np.full((len(rows), max((len(r) for r in rows), default=0)), vocab.PAD_ID, np.int32)
     for row, sentence in enumerate(rows):
       out[row, :len(sentence)] = sentence
     return out
 
 
-def token_ids(lines: tf.Tensor, table: tf.lookup.StaticHashTable) -> tf.RaggedTensor:
-  """(B,) strings -> (B, None) int32 ids `<s> w_1 ... w_n </s>`: words split on whitespace,
-  looked up in `table` (`Vocabulary.lookup_table`); unknown words become `<unk>`."""
-  ids = tf.cast(table.lookup(tf.strings.split(lines)), tf.int32)
-  batch = ids.nrows()
-  return tf.concat([tf.fill([batch, 1], BOS_ID), ids, tf.fill([batch, 1], EOS_ID)], axis=1)
-
-
-def ids_to_text(ids: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
-  """(B, L) int32 ids -> (B,) strings: the words up to the first `</s>`, space-separated,
-  without `<s>` and `<pad>` (`Vocabulary.to_text` in TF). `tokens` is (V,) strings."""
-  before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, EOS_ID), tf.int32), axis=1), 0)
-  keep = before_end & tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, BOS_ID)
-  words = tf.ragged.boolean_mask(tf.gather(tokens, ids), keep)
-  return tf.strings.reduce_join(words, axis=1, separator=" ")
-
-
-def tokenize(lines: list[str], vocabulary: Vocabulary) -> TokenizedCorpus:
+def tokenize(lines: list[str], vocabulary: vocab.Vocabulary) -> TokenizedCorpus:
   """Splits on whitespace and maps words to ids through the vocabulary's TF lookup table."""
-  ids = token_ids(tf.constant(lines), vocabulary.lookup_table())
+  ids = vocab.token_ids(tf.constant(lines), vocabulary.lookup_table())
   return TokenizedCorpus(ids.flat_values.numpy(), ids.row_splits.numpy())
 
 
@@ -223,11 +138,10 @@ class TextDataset:
   """
   name: str
   source: str
-  vocabulary: Vocabulary
+  vocabulary: vocab.Vocabulary
   train: TokenizedCorpus
   validation: TokenizedCorpus
   test: TokenizedCorpus
-  seed: int
   bucket_width: int = 10
 
   def num_examples(self, split: str) -> int:
@@ -261,9 +175,9 @@ def _corpus_file(data_dir: pathlib.Path, key: str) -> pathlib.Path:
   return files.verified_path(data_dir, packed)  # Neither exists: the error names the .gz.
 
 
-def _yahoo_train_missing_error(data_dir: pathlib.Path) -> files.DataFileError:
+def _yahoo_train_missing_error(data_dir: pathlib.Path) -> errors.DataFileError:
   registered = _REGISTERED_RAW["yahoo.train"]
-  return files.DataFileError(
+  return errors.DataFileError(
       f"the Yahoo training split is missing: looked for {data_dir / registered.relpath} "
       f"(100,000 documents; git blob {registered.digest}). Supply it, or use "
       "--dataset=yahoo_small, the reduced protocol (train on the validation file minus a "
@@ -282,13 +196,13 @@ def load_text_dataset(name: str, data_dir: str = "", seed: int = 0,
     max_vocabulary_size: caps PTB's vocabulary built from train (0 = every word).
 
   Raises:
-    files.DataFileError: a missing, corrupt or empty file, or a malformed vocabulary.
+    errors.DataFileError: a missing, corrupt or empty file, or a malformed vocabulary.
   """
-  if name not in TEXT_DATASETS:
-    raise ValueError(f"unknown text dataset {name!r}; choose one of {TEXT_DATASETS}")
+  if name not in config_lib.TEXT_DATASETS:
+    raise ValueError(f"unknown text dataset {name!r}; choose one of {config_lib.TEXT_DATASETS}")
   root = files.resolve_data_dir(data_dir)
   if root is None:
-    raise files.DataFileError(
+    raise errors.DataFileError(
         f"{name} has no download route: pass --data_dir or set ${files.DATA_DIR_ENV} to the "
         "folder holding ptb/ and yahoo/")
   if name == "ptb":
@@ -299,9 +213,9 @@ def load_text_dataset(name: str, data_dir: str = "", seed: int = 0,
                read_lines(_corpus_file(root, "ptb.test")))]
     source = (f"ptb: Mikolov's train/valid/test ({root / 'ptb'}); vocabulary of "
               f"{vocabulary.size} built from train")
-    return TextDataset(name, source, vocabulary, *splits, seed)
+    return TextDataset(name, source, vocabulary, *splits)
 
-  vocabulary = read_vocabulary_file(files.verified_path(root, _REGISTERED["yahoo.dict"]))
+  vocabulary = vocab.read_vocabulary_file(files.verified_path(root, _REGISTERED["yahoo.dict"]))
   test = tokenize(read_lines(_corpus_file(root, "yahoo.test")), vocabulary)
   valid = tokenize(read_lines(_corpus_file(root, "yahoo.valid")), vocabulary)
   if name == "yahoo":
@@ -309,15 +223,15 @@ def load_text_dataset(name: str, data_dir: str = "", seed: int = 0,
       raise _yahoo_train_missing_error(root)
     train = tokenize(read_lines(_corpus_file(root, "yahoo.train")), vocabulary)
     source = f"yahoo: standard train/valid/test of Yang et al. (2017) ({root / 'yahoo'})"
-    return TextDataset(name, source, vocabulary, train, valid, test, seed)
+    return TextDataset(name, source, vocabulary, train, valid, test)
   holdout = validation_size or DEFAULT_VALIDATION_SIZE[name]
-  kept, held_out = images.holdout_split(len(valid), holdout, seed)
+  kept, held_out = pipelines.holdout_split(len(valid), holdout, seed)
   source = (f"yahoo_small: REDUCED PROTOCOL (the 100k-document Yahoo train split is absent): "
             f"train = {len(kept)} documents of yahoo.valid, validation = the other {holdout} "
             f"(seed {seed}), test = yahoo.test ({len(test)}); not comparable with published "
             "Yahoo numbers")
   return TextDataset(name, source, vocabulary, valid.subset(kept), valid.subset(held_out),
-                     test, seed)
+                     test)
 
 
 def load_configured(data_config, seed: int) -> TextDataset:
@@ -379,7 +293,7 @@ class TextTrainingBatches:
     dataset = tf.data.Dataset.from_tensor_slices(order).map(lambda i: self._sentences[i])
     dataset = dataset.bucket_by_sequence_length(
         lambda sentence: tf.shape(sentence)[0], self.boundaries,
-        [self.batch_size] * (len(self.boundaries) + 1), padding_values=PAD_ID,
+        [self.batch_size] * (len(self.boundaries) + 1), padding_values=vocab.PAD_ID,
         pad_to_bucket_boundary=True, drop_remainder=True)
     return dataset.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
 
@@ -399,6 +313,6 @@ def evaluation_batches(corpus: TokenizedCorpus, batch_size: int,
     batch = corpus.padded(order[start:start + batch_size])
     width = padded_length(batch.shape[1], bucket_width)
     padded.append(np.pad(batch, [(0, 0), (0, width - batch.shape[1])],
-                         constant_values=PAD_ID))
+                         constant_values=vocab.PAD_ID))
   return tf.data.Dataset.from_generator(
       lambda: iter(padded), output_signature=tf.TensorSpec([None, None], tf.int32)).prefetch(2)

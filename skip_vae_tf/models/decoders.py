@@ -33,6 +33,18 @@ class ImageDecoder(keras.layers.Layer):
     del training  # No dropout or batch statistics in the image decoders.
     return self(x, z).log_prob(x)
 
+  def per_example_counts(self, x) -> dict[str, tf.Tensor]:
+    """Counts beside the ELBO terms: none for images (every image has H x W pixels)."""
+    del x
+    return {}
+
+  def summary_decodes(self, means: tf.Tensor, prior_z: tf.Tensor,
+                      seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Ancestral samples from the posterior means (B, H, W, 1) and from the prior draws
+    (K, H, W, 1), in one sampling loop (the PixelCNN's loop is slow to trace)."""
+    images = self.sample(tf.concat([means, prior_z], axis=0), seed)
+    return images[:tf.shape(means)[0]], images[tf.shape(means)[0]:]
+
 
 class PixelCNNDecoder(ImageDecoder):
   """Gated PixelCNN conditioned on z through `latent_feature_maps` projected 28x28 maps.

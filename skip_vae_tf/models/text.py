@@ -1,6 +1,6 @@
 """LSTM encoder and decoder for sentences of token ids (B, L) int32, `<s> ... </s>` + padding.
 
-Padding is id 0 (`data.text.PAD_ID`) on the right. The decoder is teacher-forced on
+Padding is id 0 (`vocabulary.PAD_ID`) on the right. The decoder is teacher-forced on
 x[:, :-1] and predicts the targets x[:, 1:]; target positions holding padding are masked
 out of the likelihood (tfd.Masked), so a padded batch scores exactly like its sentences
 scored one by one.
@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from skip_vae_tf.data import text as text_data
+from skip_vae_tf import vocabulary
 from skip_vae_tf.models import encoders
 from skip_vae_tf.models import layer_lists
 from skip_vae_tf.models import lstm
@@ -34,7 +34,7 @@ def initializer(scale: float):
 
 def sentence_lengths(x: tf.Tensor) -> tf.Tensor:
   """(B, L) ids -> (B,) int32 number of non-padding tokens (`<s>` and `</s>` included)."""
-  return tf.reduce_sum(tf.cast(tf.not_equal(x, text_data.PAD_ID), tf.int32), axis=1)
+  return tf.reduce_sum(tf.cast(tf.not_equal(x, vocabulary.PAD_ID), tf.int32), axis=1)
 
 
 def num_predicted_tokens(x: tf.Tensor) -> tf.Tensor:
@@ -153,7 +153,7 @@ class LSTMDecoder(keras.layers.Layer):
     """p(x[:, 1:] | x[:, :-1], z): batch (B,), event (L - 1,), padding masked."""
     targets = x[:, 1:]
     return masked_categorical(self.logits(x, z, training),
-                              tf.not_equal(targets, text_data.PAD_ID))
+                              tf.not_equal(targets, vocabulary.PAD_ID))
 
   def log_likelihood(self, x, z, training=False):
     """(B,) log p(x|z), nats per sentence (padding excluded).
@@ -164,7 +164,7 @@ class LSTMDecoder(keras.layers.Layer):
     targets = x[:, 1:]
     cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
         targets, self.logits(x, z, training))
-    mask = tf.cast(tf.not_equal(targets, text_data.PAD_ID), cross_entropy.dtype)
+    mask = tf.cast(tf.not_equal(targets, vocabulary.PAD_ID), cross_entropy.dtype)
     return -tf.reduce_sum(mask * cross_entropy, axis=1)
 
   def _generate(self, z, choose):
@@ -173,7 +173,7 @@ class LSTMDecoder(keras.layers.Layer):
     batch = tf.shape(z)[0]
     projections = [layer.static_projection(z if layer.static_dim else None)
                    for layer in self.lstms]
-    token = tf.fill([batch], text_data.BOS_ID)
+    token = tf.fill([batch], vocabulary.BOS_ID)
     finished = tf.zeros([batch], tf.bool)
     tokens = tf.TensorArray(tf.int32, size=self.max_decode_length)
 
@@ -184,8 +184,8 @@ class LSTMDecoder(keras.layers.Layer):
         h, c = layer.step(h, projection, state)
         new_states.append((h, c))
       token = tf.cast(choose(step, self._output_logits(h, z)), tf.int32)
-      token = tf.where(finished, text_data.PAD_ID, token)
-      finished = finished | tf.equal(token, text_data.EOS_ID)
+      token = tf.where(finished, vocabulary.PAD_ID, token)
+      finished = finished | tf.equal(token, vocabulary.EOS_ID)
       return step + 1, token, finished, new_states, tokens.write(step, token)
 
     # An explicit while_loop (not AutoGraph), so that it also traces in exported signatures.
@@ -193,6 +193,17 @@ class LSTMDecoder(keras.layers.Layer):
         lambda step, *_: step < self.max_decode_length, step_fn,
         (tf.constant(0), token, finished, self._initial_states(z), tokens))
     return tf.transpose(tokens.stack())
+
+  def per_example_counts(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+    """{'num_tokens': (B,)}: the tokens each sentence's likelihood covers (`</s>`, not
+    `<s>`), for per-word figures."""
+    return {"num_tokens": num_predicted_tokens(x)}
+
+  def summary_decodes(self, means: tf.Tensor, prior_z: tf.Tensor,
+                      seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Greedy decodes of the posterior means (B, T) and ancestral samples from the prior
+    draws (K, T), token ids."""
+    return self.greedy(means), self.sample(prior_z, seed)
 
   def greedy(self, z: tf.Tensor) -> tf.Tensor:
     """z (B, D) -> (B, max_decode_length) ids, the most likely token at each step."""

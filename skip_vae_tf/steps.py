@@ -1,0 +1,117 @@
+"""The compiled per-batch steps: training (gradients, then the update) and evaluation.
+
+Each step runs under a tf.distribute strategy: `strategy.run` on every replica, losses
+averaged with the global batch size, gradients all-reduced and clipped by their global
+norm. The training step is two tf.functions so that a non-finite step skips the optimizer
+entirely (its moments and iteration count included): a synchronising optimizer update
+cannot sit inside a tf.cond under MirroredStrategy.
+"""
+
+import keras
+import ml_collections
+import tensorflow as tf
+
+from skip_vae_tf import metrics
+from skip_vae_tf import objectives
+
+# Per-example terms whose batch means the training step reports.
+_STEP_TERMS = ("negative_elbo", "reconstruction_nll", "kl", "num_tokens")
+# Per-example outputs of an evaluation pass; text models add "num_tokens".
+EVAL_OUTPUTS = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
+                "posterior_log_variance", "z", "num_tokens")
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:
+  """Adam or plain SGD at train.learning_rate (a variable: the decay on plateau sets it)."""
+  if train_config.optimizer == "sgd":
+    return keras.optimizers.SGD(train_config.learning_rate)
+  return keras.optimizers.Adam(train_config.learning_rate)
+
+
+def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,
+                       kl_weight: tf.Variable, global_batch: int, clip_norm: float,
+                       jit_compile: bool):
+  """A per-replica function x -> (term sums, minibatch MI, global grad norm, this
+  replica's share of the all-reduced clipped gradient)."""
+
+  @tf.function(jit_compile=jit_compile)
+  def local_gradients(x):
+    with tf.GradientTape() as tape:
+      terms = model(x, training=True)
+      loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, kl_weight),
+                                        global_batch_size=global_batch)
+    sums = {name: tf.reduce_sum(terms[name]) for name in _STEP_TERMS if name in terms}
+    mutual_information = metrics.minibatch_mutual_information(
+        terms["posterior_mean"], terms["posterior_log_variance"], terms["z"])
+    grads = tape.gradient(loss, model.trainable_variables)
+    # Embedding gradients come as IndexedSlices; the all-reduce, clip and 1/R share
+    # below treat every gradient alike as a dense tensor.
+    return sums, mutual_information, [tf.convert_to_tensor(g) for g in grads]
+
+  def replica_gradients(x):
+    sums, mutual_information, grads = local_gradients(x)
+    context = tf.distribute.get_replica_context()
+    grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grad_norm = tf.linalg.global_norm(grads)
+    clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
+    # The optimizer sums gradients over replicas again: hand each replica its share.
+    replicas = strategy.num_replicas_in_sync
+    share = [g / replicas for g in clipped] if replicas > 1 else clipped
+    return sums, mutual_information, grad_norm, share
+
+  return replica_gradients
+
+
+def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    strategy: tf.distribute.Strategy, kl_weight: tf.Variable,
+                    global_batch: int, clip_norm: float, jit_compile: bool):
+  """Returns (gradient_step, apply_step), two tf.functions.
+
+  gradient_step(x) -> (stats, grads): mean loss terms over the global batch (nats per
+  example; for text also the mean `num_tokens` per sentence), the He et al. minibatch MI
+  of each replica's batch (averaged over replicas), the global gradient norm before
+  clipping, whether it is finite, and each replica's share of the all-reduced, clipped
+  gradient. apply_step(grads) applies the optimizer.
+  """
+  replica_gradients = _replica_gradients(model, strategy, kl_weight, global_batch,
+                                         clip_norm, jit_compile)
+
+  # Text batches come in one shape per length bucket: trace once for all of them (XLA
+  # still compiles the local gradients once per shape).
+  @tf.function(reduce_retracing=True)
+  def gradient_step(x):
+    sums, mutual_information, grad_norm, share = strategy.run(replica_gradients, args=(x,))
+    stats = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+             / global_batch for name, value in sums.items()}
+    mean = lambda value: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+    stats["mi_minibatch_he2019"] = mean(mutual_information)
+    stats["grad_norm"] = mean(grad_norm)
+    stats["finite"] = tf.math.is_finite(stats["grad_norm"])
+    return stats, share
+
+  @tf.function
+  def apply_step(share):
+    # tf.identity places each gradient on the replica's device: with one replica per
+    # worker (MultiWorkerMirroredStrategy) they arrive as plain tensors without one, and
+    # the optimizer's all-reduce needs a destination.
+    strategy.run(lambda g: optimizer.apply_gradients(
+        zip([tf.identity(t) for t in g], model.trainable_variables)), args=(share,))
+
+  return gradient_step, apply_step
+
+
+def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy, jit_compile: bool):
+  """A tf.function: distributed batch -> {key: (B, ...)} of EVAL_OUTPUTS, gathered."""
+
+  # XLA cannot place the replicas' variables of a multi-device eval (TF known issue).
+  @tf.function(jit_compile=jit_compile and strategy.num_replicas_in_sync == 1)
+  def replica_outputs(batch):
+    terms = model(batch, training=False)
+    return {k: terms[k] for k in EVAL_OUTPUTS if k in terms}
+
+  @tf.function(reduce_retracing=True)  # One trace for every batch shape.
+  def eval_step(x):
+    outputs = strategy.run(replica_outputs, args=(x,))
+    return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
+
+  return eval_step

@@ -1,0 +1,203 @@
+"""The run directory: its layout, its saved config, its checkpoints and its small files.
+
+Nothing else in the project spells a path inside a workdir. Layout:
+  config.json            the config the run was started with (a resume must match it)
+  checkpoints/           latest checkpoints (tf.train.CheckpointManager, atomic writes)
+  best/                  the checkpoint with the best validation negative ELBO
+  train/, validation/    TensorBoard event files (hparams session at the workdir root)
+  eval/                  TensorBoard scalars of bin/evaluate.py
+  metrics.json           final validation and test metrics
+  eval_<split>.json|md   reports of bin/evaluate.py
+  vocabulary.txt         text runs: the vocabulary, `word id` per line
+  .worker<i>/            private checkpoints of non-chief workers (removed at the end)
+"""
+
+import json
+import os
+import pathlib
+import shutil
+
+import ml_collections
+import tensorflow as tf
+
+from skip_vae_tf import atomic
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import errors
+from skip_vae_tf import vocabulary as vocab
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+VOCABULARY_FILE = "vocabulary.txt"
+CHECKPOINTS, BEST = "checkpoints", "best"
+TRAIN_LOGS, VALIDATION_LOGS, EVAL_LOGS = "train", "validation", "eval"
+# Config sections that define what a checkpoint holds; a resume must not change them.
+_CHECKPOINT_DEFINING = ("model", "data")
+# Where the data are looked for may change between a run and its resume or evaluation.
+_LOCATION_FIELDS = ("data_dir", "cache_dir")
+
+
+class WorkdirError(errors.SkipVaeError):
+  """The workdir cannot be used: not a folder, not readable and writable, corrupt config."""
+
+
+class WorkdirMismatchError(errors.SkipVaeError):
+  """The workdir holds a run whose model or data config differs from the requested one."""
+
+
+class CheckpointWriteError(errors.SkipVaeError):
+  """A checkpoint could not be written (full disk, lost permissions); earlier ones are intact."""
+
+
+class CheckpointMismatchError(errors.SkipVaeError):
+  """A run's checkpoint does not hold the variables its config.json describes."""
+
+
+def default_path(config: ml_collections.ConfigDict, smoke: bool) -> str:
+  """runs/<dataset>_<vae|skip_vae>[_smoke], relative to the current directory."""
+  model = "skip_vae" if config.model.skip else "vae"
+  return os.path.join("runs", f"{config.data.name}_{model}{'_smoke' if smoke else ''}")
+
+
+def checkpoint_step(path: str) -> int:
+  """The training step a checkpoint path ('.../ckpt-<step>') was written at."""
+  return int(path.rsplit("-", 1)[-1])
+
+
+class Workdir:
+  """One run directory (see the module docstring for its layout)."""
+
+  def __init__(self, path: str | os.PathLike):
+    self.path = pathlib.Path(path)
+
+  def __truediv__(self, name: str) -> pathlib.Path:
+    return self.path / name
+
+  def prepare(self) -> None:
+    """Creates the workdir or checks that an existing one is a readable, writable folder."""
+    try:
+      if self.path.exists() and not self.path.is_dir():
+        raise WorkdirError(f"workdir {self.path} exists and is not a folder")
+      self.path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+      raise WorkdirError(f"cannot use workdir {self.path}: {error.strerror or error}") from error
+    if not os.access(self.path, os.R_OK | os.W_OK | os.X_OK):
+      raise WorkdirError(f"workdir {self.path} is not readable and writable by this user")
+
+  def clear_worker_dir(self, task_id: int) -> pathlib.Path:
+    """Removes the private folder of non-chief worker `task_id` (its checkpoints; cleared
+    at the start of a run and removed at its end); returns its path."""
+    path = self.path / f".worker{task_id}"
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+  def saved_config(self) -> dict | None:
+    """config.json as a dict, None when absent; WorkdirError when unreadable."""
+    path = self.path / CONFIG_FILE
+    if not path.exists():
+      return None
+    try:
+      return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+      raise WorkdirError(f"cannot read {path} ({error}): is {self.path} a training workdir? "
+                         "Use another --workdir, or restore the file") from error
+
+  def load_config(self) -> ml_collections.ConfigDict:
+    """The run's config (config.json over today's defaults)."""
+    saved = self.saved_config()
+    if saved is None:
+      raise WorkdirError(f"{self.path / CONFIG_FILE} not found: is {self.path} a training "
+                         "workdir?")
+    return config_lib.from_saved(saved)
+
+  def check_config(self, config: ml_collections.ConfigDict, write: bool = True) -> None:
+    """Writes config.json on the first run (if `write`); on a resume, refuses a changed
+    model or data section (WorkdirMismatchError naming the first difference)."""
+    current = json.loads(config.to_json_best_effort())
+    saved = self.saved_config()
+    if saved is None:
+      if write:
+        self.write_text(CONFIG_FILE, json.dumps(current, indent=2, sort_keys=True))
+      return
+    for section in _CHECKPOINT_DEFINING:
+      for key in sorted(set(saved.get(section, {})) | set(current[section])):
+        old, new = saved.get(section, {}).get(key), current[section].get(key)
+        if key not in _LOCATION_FIELDS and old != new:
+          raise WorkdirMismatchError(
+              f"workdir {self.path} holds a run with {section}.{key}={old!r}, but this run "
+              f"asks for {new!r}; use another --workdir or the same config")
+
+  def write_text(self, name: str, text: str) -> pathlib.Path:
+    """Writes WORKDIR/name atomically; returns its path."""
+    path = self.path / name
+    atomic.write_text(path, text)
+    return path
+
+  def write_vocabulary(self, vocabulary: vocab.Vocabulary) -> None:
+    vocab.write_vocabulary_file(self.path / VOCABULARY_FILE, vocabulary)
+
+  def read_vocabulary(self, expected_size: int) -> vocab.Vocabulary:
+    """The vocabulary a text run was trained with (training writes it before step 1);
+    WorkdirError when it is missing or its size is not the model's `expected_size`."""
+    path = self.path / VOCABULARY_FILE
+    if not path.is_file():
+      raise WorkdirError(f"{path} not found: a text run's workdir holds the vocabulary it was "
+                         "trained with")
+    vocabulary = vocab.read_vocabulary_file(path)
+    if vocabulary.size != expected_size:
+      raise WorkdirError(f"the vocabulary ({vocabulary.size} entries, from {path}) does not "
+                         f"match the model's vocab_size {expected_size}")
+    return vocabulary
+
+  def checkpoint_path(self, which: str) -> str:
+    """The newest 'best' or 'latest' checkpoint, or a WorkdirError naming the folder."""
+    folder = self.path / (BEST if which == "best" else CHECKPOINTS)
+    path = tf.train.latest_checkpoint(str(folder))
+    if path is None:
+      hint = "; try --checkpoint=latest" if which == "best" else ""
+      raise WorkdirError(f"no {which} checkpoint in {folder}{hint}")
+    return path
+
+
+def checkpoint_managers(checkpoint: tf.train.Checkpoint, folder: pathlib.Path, keep: int):
+  """(latest, best) CheckpointManagers writing under `folder`."""
+  return (tf.train.CheckpointManager(checkpoint, str(folder / CHECKPOINTS), keep),
+          tf.train.CheckpointManager(checkpoint, str(folder / BEST), 1))
+
+
+def save(manager: tf.train.CheckpointManager, step: int) -> None:
+  """manager.save(step), or a CheckpointWriteError naming the folder and the intact one.
+
+  TF writes the checkpoint's files under a temporary name and records it in the folder's
+  `checkpoint` state file only once they are complete, so a failed or killed write leaves
+  the previous checkpoint as the latest.
+  """
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.OpError, OSError) as error:
+    reason = (error.message if isinstance(error, tf.errors.OpError) else str(error))
+    raise CheckpointWriteError(
+        f"cannot write the step-{step} checkpoint to {manager.directory} "
+        f"({reason.strip().splitlines()[0][:200]}); the last complete checkpoint "
+        f"{manager.latest_checkpoint} is intact: free space or fix permissions, then run the "
+        "same command to resume") from error
+
+
+def restore(checkpoint: tf.train.Checkpoint, path: str, config_path: pathlib.Path,
+            partial: bool = False) -> None:
+  """Restores `path` into `checkpoint`, every object of which must be in it (`partial`:
+  the checkpoint may hold more, e.g. the optimizer).
+
+  Raises:
+    CheckpointMismatchError: a variable is missing or has another shape; one line naming
+      the checkpoint, the config it should match, and the first difference.
+  """
+  try:
+    status = checkpoint.restore(path)
+    if partial:
+      status = status.expect_partial()
+    status.assert_existing_objects_matched()
+    return
+  except (AssertionError, ValueError, tf.errors.OpError) as error:
+    message = (f"checkpoint {path} does not hold the model that {config_path} describes "
+               f"({str(error).strip().splitlines()[0][:300]})")
+  raise CheckpointMismatchError(message)

@@ -1,0 +1,73 @@
+"""train_and_evaluate end to end on in-memory data: no data folder, no download, no
+subprocess (flax's examples/mnist/train_test.py pattern). Runs without SKIP_VAE_DATA_DIR."""
+
+import json
+
+import numpy as np
+import pytest
+
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import training
+from skip_vae_tf import workdir as workdir_lib
+from skip_vae_tf.data import images
+from skip_vae_tf.data import text as text_data
+
+
+def _image_data() -> images.ImageDataset:
+  """Two kinds of 28x28 binary images (a left or a right block, with pixel noise)."""
+  rng = np.random.default_rng(0)
+
+  def split(count):
+    x = (rng.random((count, 28, 28, 1)) < 0.05).astype(np.float32)
+    labels = rng.integers(0, 2, count)
+    for row, label in enumerate(labels):
+      x[row, 6:22, 4 + 12 * label:12 + 12 * label] = 1.0
+    return x, labels
+
+  (train, train_labels), (validation, validation_labels), (test, test_labels) = (
+      split(n) for n in (128, 48, 40))
+  return images.ImageDataset("omniglot", "synthetic blocks (in memory)", train, validation,
+                             test, dynamic_binarization=False, train_labels=train_labels,
+                             validation_labels=validation_labels, test_labels=test_labels)
+
+
+def _text_data() -> text_data.TextDataset:
+  rng = np.random.default_rng(0)
+  words = ["the", "a", "cat", "dog", "sat", "ran", "on", "mat", "fast", "home"]
+  lines = [" ".join(rng.choice(words, rng.integers(2, 9))) for _ in range(220)]
+  vocabulary = text_data.build_vocabulary(lines[:128])
+  train, validation, test = (text_data.tokenize(part, vocabulary)
+                             for part in (lines[:128], lines[128:180], lines[180:]))
+  return text_data.TextDataset("ptb", "synthetic sentences (in memory)", vocabulary, train,
+                               validation, test, bucket_width=5)
+
+
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_train_and_evaluate_on_in_memory_data_then_resume(modality, tmp_path, monkeypatch):
+  monkeypatch.delenv("SKIP_VAE_DATA_DIR", raising=False)
+  config = config_lib.apply_smoke(config_lib.default_config(
+      "omniglot" if modality == "image" else "ptb"))
+  config.train.epochs, config.train.batch_size = 2, 16
+  config.data.data_dir = str(tmp_path / "no_such_folder")  # Never read: data are given.
+  data = _image_data() if modality == "image" else _text_data()
+  result = training.train_and_evaluate(config, str(tmp_path / "run"), data=data)
+
+  run = workdir_lib.Workdir(tmp_path / "run")
+  assert result == json.loads((run / workdir_lib.METRICS_FILE).read_text())
+  assert result["data_source"] == data.source
+  assert result["steps"] == 2 * data.training_batches(16, config.seed).steps_per_epoch
+  for split in ("validation", "test"):
+    scalars = result[split]
+    assert np.isfinite(scalars["negative_elbo"]) and scalars["kl"] >= 0
+    assert scalars["negative_elbo"] == pytest.approx(
+        scalars["reconstruction_nll"] + scalars["kl"], rel=1e-5)
+    assert sum(result[f"{split}_kl_per_dim"]) == pytest.approx(scalars["kl"], rel=1e-4)
+  assert workdir_lib.checkpoint_step(run.checkpoint_path("latest")) == result["steps"]
+  if modality == "text":
+    assert run.read_vocabulary(data.vocabulary.size) == data.vocabulary
+    assert result["test"]["perplexity_bound"] == pytest.approx(
+        np.exp(result["test"]["negative_elbo_per_word"]), rel=1e-6)
+  # The finished run resumes at its last step and reports the same best checkpoint.
+  again = training.train_and_evaluate(config, str(run.path), data=data)
+  assert again["best_checkpoint"] == result["best_checkpoint"]
+  assert again["test"] == pytest.approx(result["test"], rel=1e-6)
