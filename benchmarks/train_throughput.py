@@ -49,12 +49,12 @@ _CHILD = flags.DEFINE_bool("child", False, "Internal: measure one model in this 
 def _fixed_length_batches(trainer, length: int, count: int) -> list:
   """`count` batches of real training sentences with >= length - 1 words, cut to `length`
   predicted tokens: (batch, length + 1) int32."""
-  from skip_vae_tf.data import text  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf import vocabulary  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   corpus, size = trainer.data.train, trainer.global_batch_size
   long_enough = [i for i in range(len(corpus)) if corpus.lengths[i] >= length + 1]
   rows = corpus.padded(long_enough)[:, :length + 1].copy()
-  rows[:, -1] = text.EOS_ID
+  rows[:, -1] = vocabulary.EOS_ID
   batches = [rows[(k * size) % (len(rows) - size):][:size] for k in range(count)]
   return [tf.constant(b) for b in batches]
 

@@ -12,9 +12,12 @@ from skip_vae_tf import errors
 IMAGE_DATASETS = ("mnist", "binarized_mnist", "omniglot")
 TEXT_DATASETS = ("yahoo", "yahoo_small", "ptb")
 DATASETS = IMAGE_DATASETS + TEXT_DATASETS
-ENCODERS = ("resnet", "mlp")
-DECODERS = ("pixelcnn", "mlp")
+# "*_official": the official Skip-VAE code's networks (models/official.py, the paper
+# configs); "resnet" and "pixelcnn": a textbook ResNet and gated PixelCNN.
+ENCODERS = ("resnet_official", "resnet", "mlp")
+DECODERS = ("pixelcnn_official", "pixelcnn", "mlp")
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("plateau", "official")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -33,10 +36,18 @@ def _train_defaults() -> ml_collections.ConfigDict:
   train.max_steps = 0  # 0 = run all epochs.
   train.optimizer = "adam"
   train.learning_rate = 1e-3
-  # When the validation negative ELBO does not improve on its best, multiply the learning
-  # rate by this factor (1.0 = constant learning rate), down to min_learning_rate.
+  # PyTorch's Adam epsilon, as the official code trains with (Keras' default is 1e-7).
+  train.adam_epsilon = 1e-8
+  # 'plateau': when the validation negative ELBO does not improve on its best, multiply the
+  # learning rate by lr_decay_factor (1.0 = constant), down to min_learning_rate.
+  # 'official' (the official text script): once validation fails to improve at an epoch
+  # >= lr_decay_start_epoch, multiply by lr_decay_factor after every validation, and stop
+  # training when the rate falls below lr_stop_below (objectives.learning_rate_after_validation).
+  train.lr_schedule = "plateau"
   train.lr_decay_factor = 1.0
   train.min_learning_rate = 0.0
+  train.lr_decay_start_epoch = 15
+  train.lr_stop_below = 0.0
   train.grad_clip_norm = 5.0
   train.kl_warmup_epochs = 0.0
   train.kl_start_weight = 1.0
@@ -78,16 +89,17 @@ def _seed_and_data(name: str) -> ml_collections.ConfigDict:
 
 
 def image_config() -> ml_collections.ConfigDict:
-  """The official Skip-VAE code's image defaults (8 gated layers, latent 20)."""
+  """The official Skip-VAE code's image networks and defaults (models/official.py: 3
+  residual blocks of 64, 8 gated layers of 32, kernel 3, latent 20, 1 latent map)."""
   config = _seed_and_data("omniglot")
 
   config.model = ml_collections.ConfigDict()
   config.model.skip = True
   config.model.latent_dim = 20
-  config.model.encoder = "resnet"
+  config.model.encoder = "resnet_official"
   config.model.encoder_channels = (64, 64, 64)
   config.model.encoder_hidden = (1024,)
-  config.model.decoder = "pixelcnn"
+  config.model.decoder = "pixelcnn_official"
   config.model.decoder_channels = 32
   config.model.decoder_kernel_sizes = (3,) * 8
   config.model.latent_feature_maps = 1
@@ -124,7 +136,9 @@ def text_config() -> ml_collections.ConfigDict:
   config.train.epochs = 30
   config.train.optimizer = "sgd"
   config.train.learning_rate = 1.0
+  config.train.lr_schedule = "official"
   config.train.lr_decay_factor = 0.5
+  config.train.lr_stop_below = 0.03
   config.train.kl_warmup_epochs = 10.0
   config.train.kl_start_weight = 0.1
   config.train.num_logged_samples = 4
@@ -251,6 +265,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"unknown train.strategy {train.strategy!r}; choose one of {STRATEGIES}")
   _require(train.optimizer in OPTIMIZERS,
            f"unknown train.optimizer {train.optimizer!r}; choose one of {OPTIMIZERS}")
+  _require(train.lr_schedule in LR_SCHEDULES,
+           f"unknown train.lr_schedule {train.lr_schedule!r}; choose one of {LR_SCHEDULES}")
   positive = {"model.latent_dim": config.model.latent_dim}
   positive.update((f"train.{name}", train[name]) for name in (
       "batch_size", "eval_batch_size", "mi_minibatch_size", "epochs", "learning_rate",
@@ -261,7 +277,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   non_negative = {f"data.{name}": config.data[name] for name in (
       "max_train_examples", "max_eval_examples", "validation_size")}
   non_negative.update((f"train.{name}", train[name]) for name in (
-      "max_steps", "kl_warmup_epochs", "num_logged_samples", "min_learning_rate"))
+      "max_steps", "kl_warmup_epochs", "num_logged_samples", "min_learning_rate",
+      "lr_decay_start_epoch", "lr_stop_below"))
   for name, value in non_negative.items():
     _require(value >= 0, f"{name} must be >= 0, got {value}")
   _require(0.0 <= train.kl_start_weight <= 1.0,

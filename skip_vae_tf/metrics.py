@@ -4,16 +4,19 @@ Definitions, units and protocols are in docs/metrics.md. In short, with N exampl
 posteriors q(z|x_i) = N(mean_i, diag exp(log_variance_i)) over D dims and one sample
 z_i ~ q(z|x_i) each:
 
-- Mutual information I_q(x; z) = E_x KL(q(z|x)||p(z)) - KL(q(z)||p(z))
-                               = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)],
-  estimated as  mean_i H_neg_i - mean_i log q_agg(z_i),  q_agg(z) = (1/N) sum_j q(z|x_j),
-  with the closed-form negative entropy H_neg_i = -D/2 log(2 pi e) - 1/2 sum log var_i.
-  `mutual_information` takes the aggregate over the whole set (the Skip-VAE protocol;
-  O(N^2) pairs computed in tiles); `minibatch_mutual_information` over each minibatch,
-  averaged (He et al., 2019, `calc_mi`). Both are bounded by log(set size) up to the
-  Monte Carlo error of the sampled term.
+- Mutual information I_q(x; z) = E_x KL(q(z|x)||p(z)) - KL(q(z)||p(z)),
+  q(z) = (1/N) sum_j q(z|x_j) the aggregate posterior. `mutual_information` (the Skip-VAE
+  protocol, aggregate over the whole set, O(N^2) pairs in tiles) computes it as the official
+  code does: mean_i KL(q(z|x_i)||p) (analytic) - mean_i [log q_agg(z_i) - log p(z_i)].
+  `minibatch_mutual_information` (He et al. 2019, `calc_mi`, aggregate per minibatch) uses
+  their entropy form, mean_i H_neg_i - mean_i log q_agg(z_i) with the closed-form negative
+  entropy H_neg_i = -D/2 log(2 pi e) - 1/2 sum log var_i; over a set,
+  `mean_minibatch_mutual_information` weights each minibatch by its size, as `calc_mi` does.
+  The two forms are equal in expectation; on the same samples they differ by
+  mean_i [log p(z_i) - E_q log p(z)]. Both are bounded by log(set size) up to the Monte
+  Carlo error of the sampled term, and can be slightly negative near zero.
 - Active units: dimensions with Cov_x(E_q[z_d|x]) >= 0.01 (He et al.) or > 0.02 (the
-  official Skip-VAE code), over the whole set.
+  official Skip-VAE code), the variance over the whole set with divisor N - 1 (as both).
 - Importance-weighted log-likelihood: log p(x) ~ logsumexp_k [log p(x|z_k) + log p(z_k)
   - log q(z_k|x)] - log K, z_k ~ q(z|x), accumulated over chunks of samples.
 """
@@ -65,15 +68,29 @@ def log_aggregate_posterior(z: tf.Tensor, mean: tf.Tensor, log_variance: tf.Tens
 
 
 def negative_entropy(log_variance: tf.Tensor) -> tf.Tensor:
-  """(N, D) -> (N,) E_q[log q(z|x)] of a diagonal Gaussian, closed form, nats."""
+  """(N, D) -> (N,) E_q[log q(z|x)] of a diagonal Gaussian, closed form, float64 nats."""
   log_variance = tf.cast(log_variance, tf.float64)
   dim = tf.cast(tf.shape(log_variance)[1], tf.float64)
   return -0.5 * dim * math.log(2.0 * math.pi * math.e) - 0.5 * tf.reduce_sum(log_variance, 1)
 
 
+def kl_to_standard_normal(mean: tf.Tensor, log_variance: tf.Tensor) -> tf.Tensor:
+  """(N, D) -> (N,) KL(N(mean, diag exp(log_variance)) || N(0, I)), closed form, float64."""
+  mean, log_variance = tf.cast(mean, tf.float64), tf.cast(log_variance, tf.float64)
+  return 0.5 * tf.reduce_sum(mean ** 2 + tf.exp(log_variance) - log_variance - 1.0, axis=1)
+
+
+def log_standard_normal(z: tf.Tensor) -> tf.Tensor:
+  """(N, D) -> (N,) log N(z; 0, I), float64 nats."""
+  z = tf.cast(z, tf.float64)
+  dim = tf.cast(tf.shape(z)[1], tf.float64)
+  return -0.5 * (dim * math.log(2.0 * math.pi) + tf.reduce_sum(z ** 2, axis=1))
+
+
 def mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
                        tile_size: int = 2048) -> float:
-  """I_q(x; z) with q(z) the aggregate posterior of all N examples; nats.
+  """I_q(x; z) with q(z) the aggregate posterior of all N examples, the official Skip-VAE
+  estimator: mean_i KL(q(z|x_i)||p) - mean_i [log q_agg(z_i) - log p(z_i)]; nats.
 
   Args:
     mean, log_variance: (N, D) posterior parameters.
@@ -81,7 +98,17 @@ def mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
     tile_size: tile edge for the O(N^2) aggregate density.
   """
   log_q = log_aggregate_posterior(z, mean, log_variance, tile_size)
-  return float(tf.reduce_mean(negative_entropy(log_variance)) - tf.reduce_mean(log_q))
+  aggregate_kl = tf.reduce_mean(log_q - log_standard_normal(z))
+  return float(tf.reduce_mean(kl_to_standard_normal(mean, log_variance)) - aggregate_kl)
+
+
+def _minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor,
+                                  z: tf.Tensor) -> tf.Tensor:
+  """He et al.'s entropy-form estimate over one minibatch, float64 scalar."""
+  num = tf.cast(tf.shape(mean)[0], tf.float64)
+  log_q = (tf.reduce_logsumexp(gaussian_log_density(z, mean, log_variance), axis=1)
+           - tf.math.log(num))
+  return tf.reduce_mean(negative_entropy(log_variance)) - tf.reduce_mean(log_q)
 
 
 def minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor,
@@ -90,29 +117,30 @@ def minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor,
 
   Usable inside a compiled training step. Args as `mutual_information`.
   """
-  num = tf.cast(tf.shape(mean)[0], tf.float64)
-  log_q = (tf.reduce_logsumexp(gaussian_log_density(z, mean, log_variance), axis=1)
-           - tf.math.log(num))
-  return tf.cast(tf.reduce_mean(negative_entropy(log_variance)) - tf.reduce_mean(log_q),
-                 tf.float32)
+  return tf.cast(_minibatch_mutual_information(mean, log_variance, z), tf.float32)
 
 
 def mean_minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
                                       batch_size: int) -> float:
-  """Mean of `minibatch_mutual_information` over consecutive chunks of `batch_size` rows."""
-  total = int(mean.shape[0])
-  estimates = [
-      float(minibatch_mutual_information(mean[i:i + batch_size], log_variance[i:i + batch_size],
-                                         z[i:i + batch_size]))
-      for i in range(0, total, batch_size)]
-  return sum(estimates) / len(estimates)
+  """He et al.'s `calc_mi` over a set: the minibatch estimate of consecutive chunks of
+  `batch_size` rows, averaged with weights equal to the chunk sizes (a partial last chunk
+  counts for its rows); float64 nats."""
+  total, weighted = int(mean.shape[0]), 0.0
+  for i in range(0, total, batch_size):
+    rows = slice(i, i + batch_size)
+    size = min(batch_size, total - i)
+    weighted += size * float(_minibatch_mutual_information(mean[rows], log_variance[rows],
+                                                           z[rows]))
+  return weighted / total
 
 
 def posterior_mean_variance(mean: tf.Tensor) -> tf.Tensor:
-  """(N, D) posterior means -> (D,) their variance over the N examples (divisor N)."""
+  """(N, D) posterior means -> (D,) their variance over the N examples (divisor N - 1, as
+  the official Skip-VAE code's `means.var(0)` and He et al.'s `calc_au`)."""
   mean = tf.cast(mean, tf.float64)
   centred = mean - tf.reduce_mean(mean, axis=0, keepdims=True)
-  return tf.reduce_mean(centred ** 2, axis=0)
+  count = tf.cast(tf.shape(mean)[0], tf.float64)
+  return tf.reduce_sum(centred ** 2, axis=0) / tf.maximum(count - 1.0, 1.0)
 
 
 def active_units(mean: tf.Tensor, threshold: float = 0.01, strict: bool = False) -> int:

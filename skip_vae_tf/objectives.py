@@ -1,4 +1,4 @@
-"""ELBO terms and the KL-weight schedule: small pure functions.
+"""ELBO terms, the KL-weight schedule and the learning-rate schedule: small pure functions.
 
 All per-example quantities are in nats per example. The negative ELBO is
   -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || p(z)),
@@ -44,8 +44,36 @@ def weighted_loss(terms: dict[str, tf.Tensor], kl_weight: tf.Tensor) -> tf.Tenso
 
 def linear_kl_weight(step: int, steps_per_epoch: int, warmup_epochs: float,
                      start_weight: float) -> float:
-  """KL weight rising linearly from `start_weight` at step 0 to 1 after `warmup_epochs`."""
+  """The KL weight of (0-based) training step `step`, as the official code anneals it:
+  `start_weight` plus 1 / (warmup_epochs x steps_per_epoch) per step, the first increment
+  made before the first step, capped at 1. From 0.1 over 10 epochs it is 0.6 after epoch
+  5 and reaches 1 after 9 epochs. No warm-up (0 epochs): always 1."""
   warmup_steps = warmup_epochs * steps_per_epoch
   if warmup_steps <= 0:
     return 1.0
-  return min(1.0, start_weight + (1.0 - start_weight) * step / warmup_steps)
+  return min(1.0, start_weight + (step + 1) / warmup_steps)
+
+
+def learning_rate_after_validation(learning_rate: float, improved: bool, epoch: int,
+                                   decaying: bool, train_config) -> tuple[float, bool]:
+  """(new learning rate, decaying) after the validation that ends `epoch` (1-based).
+
+  train.lr_schedule 'plateau': multiply by train.lr_decay_factor when validation did not
+  improve on its best, not below train.min_learning_rate. 'official' (the official text
+  script): once a validation fails to improve at epoch >= train.lr_decay_start_epoch,
+  multiply by lr_decay_factor after every validation from then on (`decaying` stays
+  True); training stops once the rate is below train.lr_stop_below (`lr_exhausted`).
+  """
+  if train_config.lr_schedule == "official":
+    decaying = decaying or (not improved and epoch >= train_config.lr_decay_start_epoch)
+    return (learning_rate * train_config.lr_decay_factor if decaying else learning_rate,
+            decaying)
+  if improved:
+    return learning_rate, decaying
+  return max(learning_rate * train_config.lr_decay_factor,
+             train_config.min_learning_rate), decaying
+
+
+def lr_exhausted(learning_rate: float, train_config) -> bool:
+  """Whether the learning rate fell below train.lr_stop_below (0 = never): training ends."""
+  return learning_rate < train_config.lr_stop_below

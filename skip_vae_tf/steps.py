@@ -25,7 +25,7 @@ def make_optimizer(train_config: ml_collections.ConfigDict) -> keras.optimizers.
   """Adam or plain SGD at train.learning_rate (a variable: the decay on plateau sets it)."""
   if train_config.optimizer == "sgd":
     return keras.optimizers.SGD(train_config.learning_rate)
-  return keras.optimizers.Adam(train_config.learning_rate)
+  return keras.optimizers.Adam(train_config.learning_rate, epsilon=train_config.adam_epsilon)
 
 
 def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,

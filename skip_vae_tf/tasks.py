@@ -18,6 +18,7 @@ from skip_vae_tf.data import images
 from skip_vae_tf.data import text as text_data
 from skip_vae_tf.models import decoders
 from skip_vae_tf.models import encoders
+from skip_vae_tf.models import official
 from skip_vae_tf.models import text as text_models
 from skip_vae_tf.models import vae as vae_lib
 
@@ -56,21 +57,24 @@ class ImageTask:
 
   def build_model(self, model_config: ml_collections.ConfigDict) -> vae_lib.VAE:
     """A VAE from the `model` section of an image config, its variables created."""
-    if model_config.encoder == "resnet":
-      encoder = encoders.ResNetEncoder(model_config.latent_dim, model_config.encoder_channels,
-                                       name="encoder")
-    else:
-      encoder = encoders.MLPEncoder(model_config.latent_dim, model_config.encoder_hidden,
-                                    name="encoder")
-    if model_config.decoder == "pixelcnn":
-      decoder = decoders.PixelCNNDecoder(
-          self.image_shape, model_config.decoder_channels, model_config.decoder_kernel_sizes,
-          model_config.latent_feature_maps, model_config.skip, name="decoder")
-    else:
-      decoder = decoders.MLPDecoder(self.image_shape, model_config.decoder_hidden,
-                                    model_config.skip, name="decoder")
-    return vae_lib.build_vae(encoder, decoder, model_config.latent_dim, model_config.skip,
-                             tf.zeros([1, *self.image_shape]))
+    m, shape = model_config, self.image_shape
+    encoder = {
+        "resnet_official": lambda: official.OfficialResNetEncoder(
+            m.latent_dim, m.encoder_channels, shape, name="encoder"),
+        "resnet": lambda: encoders.ResNetEncoder(m.latent_dim, m.encoder_channels,
+                                                 name="encoder"),
+        "mlp": lambda: encoders.MLPEncoder(m.latent_dim, m.encoder_hidden, name="encoder"),
+    }[m.encoder]()
+    decoder = {
+        "pixelcnn_official": lambda: official.OfficialPixelCNNDecoder(
+            shape, m.decoder_channels, m.decoder_kernel_sizes, m.latent_feature_maps,
+            m.latent_dim, m.skip, name="decoder"),
+        "pixelcnn": lambda: decoders.PixelCNNDecoder(
+            shape, m.decoder_channels, m.decoder_kernel_sizes, m.latent_feature_maps, m.skip,
+            name="decoder"),
+        "mlp": lambda: decoders.MLPDecoder(shape, m.decoder_hidden, m.skip, name="decoder"),
+    }[m.decoder]()
+    return vae_lib.build_vae(encoder, decoder, m.latent_dim, m.skip, tf.zeros([1, *shape]))
 
   def derived_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
     """Figures derived from per-example means (none for images)."""

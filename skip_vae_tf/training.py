@@ -112,10 +112,12 @@ class Trainer:
       self.kl_weight = tf.Variable(1.0, trainable=False, name="kl_weight")
       self.best_validation = tf.Variable(math.inf, trainable=False, name="best_validation")
       self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+      self.lr_decaying = tf.Variable(False, trainable=False, name="lr_decaying")
     self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
                                           step=self.step, kl_weight=self.kl_weight,
                                           best_validation=self.best_validation,
-                                          skipped_steps=self.skipped_steps)
+                                          skipped_steps=self.skipped_steps,
+                                          lr_decaying=self.lr_decaying)
     write_dir = self.workdir.path
     if not self.is_chief:
       write_dir = self.workdir.clear_worker_dir(distribute.task_id(self.strategy))
@@ -172,15 +174,6 @@ class Trainer:
     self.task.write_samples(self.validation_writer, originals, reconstructions.numpy(),
                             samples.numpy(), step)
 
-  def _decay_learning_rate(self) -> None:
-    """Multiplies the learning rate by train.lr_decay_factor (not below the minimum)."""
-    config = self.config.train
-    old = float(self.optimizer.learning_rate.numpy())
-    new = max(old * config.lr_decay_factor, config.min_learning_rate)
-    if new < old:
-      self.optimizer.learning_rate.assign(new)
-      logging.info("validation did not improve: learning rate %.4g -> %.4g", old, new)
-
   def _validate(self, step: int) -> None:
     start = time.time()
     scalars, kl_per_dim = self.evaluate("validation")
@@ -188,15 +181,23 @@ class Trainer:
     summaries.write_kl_per_dim(self.validation_writer, kl_per_dim, step)
     self._log_samples(step)
     logging.info("validation at step %d: %s (%.1fs)", step,
-                 ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()),
-                 time.time() - start)
-    if scalars["negative_elbo"] < float(self.best_validation.numpy()):
+                 ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
+    improved = scalars["negative_elbo"] < float(self.best_validation.numpy())
+    if improved:
       self.best_validation.assign(scalars["negative_elbo"])
       workdir_lib.save(self.best_manager, step)
       logging.info("new best validation negative_elbo %.4f: saved %s",
                    scalars["negative_elbo"], self.best_manager.latest_checkpoint)
-    else:
-      self._decay_learning_rate()
+    old = float(self.optimizer.learning_rate.numpy())
+    new, decaying = objectives.learning_rate_after_validation(
+        old, improved, -(-step // self.steps_per_epoch), bool(self.lr_decaying.numpy()),
+        self.config.train)
+    self.lr_decaying.assign(decaying)
+    if new != old:
+      self.optimizer.learning_rate.assign(new)
+      logging.info("learning rate %.4g -> %.4g (train.lr_schedule %s)%s", old, new,
+                   self.config.train.lr_schedule,
+                   "; below train.lr_stop_below: training ends" if self._lr_exhausted() else "")
 
   def _log_progress(self, step: int, window: progress.Window) -> None:
     scalars = self.task.derived_scalars(window.means())
@@ -239,6 +240,10 @@ class Trainer:
       workdir_lib.save(self.latest_manager, step)
     if stop.requested:
       self._stop(stop, step)
+
+  def _lr_exhausted(self) -> bool:
+    return objectives.lr_exhausted(float(self.optimizer.learning_rate.numpy()),
+                                   self.config.train)
 
   # ---- the loop ----------------------------------------------------------------------
 
@@ -293,7 +298,7 @@ class Trainer:
                  self.global_batch_size, self.steps_per_epoch,
                  self.strategy.num_replicas_in_sync)
     window, first_step, config = progress.Window(), step + 1, self.config.train
-    while step < self.total_steps:
+    while step < self.total_steps and not self._lr_exhausted():
       epoch, offset = divmod(step, self.steps_per_epoch)
       for batch in distribute.distribute(self.strategy,
                                          self.train_input.epoch(epoch, skip_batches=offset)):
@@ -308,7 +313,7 @@ class Trainer:
           window.exclude_from_rate()
         self._count_nonfinite(bool(result["finite"]), step)
         self._after_step(step, window, stop)
-        if step >= self.total_steps:
+        if step >= self.total_steps or self._lr_exhausted():
           break
     return self._final_metrics(step)
 

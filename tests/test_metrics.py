@@ -1,4 +1,6 @@
-"""Latent-usage estimators against brute-force numpy computations."""
+"""Latent-usage estimators against independent numpy re-derivations of the reference
+formulas (the official Skip-VAE code's aggregate-KL MI and `means.var(0)`; He et al.'s
+`calc_mi` and `calc_au`), on identical arrays, in float64."""
 
 import math
 
@@ -9,18 +11,33 @@ import tensorflow as tf
 from skip_vae_tf import metrics
 
 
+def _log_normal(x, mean, log_var):
+  """log N(x; mean, diag exp(log_var)) of one point, by a loop over dimensions."""
+  return sum(-0.5 * (math.log(2 * math.pi) + log_var[k]
+                     + (x[k] - mean[k]) ** 2 / math.exp(log_var[k])) for k in range(len(x)))
+
+
+def _numpy_log_aggregate(mean, log_var, z):
+  n = len(mean)
+  return [special.logsumexp([_log_normal(z[i], mean[j], log_var[j]) for j in range(n)])
+          - math.log(n) for i in range(n)]
+
+
 def _numpy_mi(mean, log_var, z):
-  """I = mean_i log q(z_i|x_i) - mean_i log (1/N sum_j q(z_i|x_j)), every density by loops."""
-  n, d = mean.shape
-  def log_q(zi, j):
-    return sum(-0.5 * (math.log(2 * math.pi) + log_var[j, k]
-                       + (zi[k] - mean[j, k]) ** 2 / math.exp(log_var[j, k])) for k in range(d))
-  # E_q[log q(z|x)] in closed form, as the estimator uses it.
-  neg_entropy = np.mean([-0.5 * d * math.log(2 * math.pi * math.e) - 0.5 * log_var[i].sum()
-                         for i in range(n)])
-  log_agg = [special.logsumexp([log_q(z[i], j) for j in range(n)]) - math.log(n)
-             for i in range(n)]
-  return neg_entropy - np.mean(log_agg)
+  """He et al.'s calc_mi_q: mean_i E_q[log q(z|x_i)] (closed form) - mean_i log q_agg(z_i)."""
+  d = mean.shape[1]
+  neg_entropy = np.mean([-0.5 * d * math.log(2 * math.pi * math.e) - 0.5 * row.sum()
+                         for row in log_var])
+  return neg_entropy - np.mean(_numpy_log_aggregate(mean, log_var, z))
+
+
+def _numpy_official_mi(mean, log_var, z):
+  """The official Skip-VAE code: mean analytic KL(q(z|x_i)||N(0, I)) minus the aggregate KL
+  mean_i [log q_agg(z_i) - log N(z_i; 0, I)]."""
+  kl = np.mean([0.5 * np.sum(m ** 2 + np.exp(v) - v - 1.0) for m, v in zip(mean, log_var)])
+  zeros = np.zeros(mean.shape[1])
+  log_p = [_log_normal(zi, zeros, zeros) for zi in z]
+  return kl - np.mean(np.array(_numpy_log_aggregate(mean, log_var, z)) - log_p)
 
 
 def test_minibatch_mi_matches_brute_force():
@@ -55,24 +72,26 @@ def test_minibatch_mi_approaches_log_n_for_well_separated_posteriors():
   assert abs(estimate - math.log(n)) < 4 * math.sqrt(d / (2 * n))
 
 
-def test_mean_minibatch_mi_averages_chunks_including_a_partial_one():
+def test_mean_minibatch_mi_weights_each_chunk_by_its_size_as_calc_mi():
   rng = np.random.default_rng(3)
   mean, log_var = rng.normal(size=(10, 2)), rng.normal(size=(10, 2)) - 1
   z = mean + rng.normal(size=(10, 2))
   chunks = [_numpy_mi(mean[i:i + 4], log_var[i:i + 4], z[i:i + 4]) for i in (0, 4, 8)]
+  expected = (4 * chunks[0] + 4 * chunks[1] + 2 * chunks[2]) / 10
   estimate = metrics.mean_minibatch_mutual_information(tf.constant(mean), tf.constant(log_var),
                                                        tf.constant(z), batch_size=4)
-  np.testing.assert_allclose(estimate, np.mean(chunks), rtol=1e-6)
+  np.testing.assert_allclose(estimate, expected, rtol=1e-9)
+  assert abs(expected - np.mean(chunks)) > 1e-3  # The plain mean would differ.
 
 
-def test_active_units_match_numpy_variance():
+def test_active_units_match_numpy_variance_with_divisor_n_minus_1():
   rng = np.random.default_rng(4)
   scales = np.array([1.0, 0.2, 0.05, 0.0, 0.11])
   mean = rng.normal(size=(1000, 5)) * scales
-  expected = int(np.sum(np.var(mean, axis=0) >= 0.01))
+  expected = int(np.sum(np.var(mean, axis=0, ddof=1) >= 0.01))
   assert metrics.active_units(tf.constant(mean, tf.float32), 0.01) == expected
   np.testing.assert_allclose(metrics.posterior_mean_variance(tf.constant(mean)),
-                             np.var(mean, axis=0), rtol=1e-10)
+                             np.var(mean, axis=0, ddof=1), rtol=1e-10)
   assert expected == 3
 
 
@@ -84,12 +103,18 @@ def _random_posteriors(n, d, seed, spread=1.0):
   return mean, log_var, z
 
 
-def test_full_set_mi_matches_brute_force_for_any_tile_size():
+def test_full_set_mi_is_the_official_estimator_for_any_tile_size():
   mean, log_var, z = _random_posteriors(37, 3, seed=5)
-  expected = _numpy_mi(mean, log_var, z)
+  expected = _numpy_official_mi(mean, log_var, z)
   for tile in (37, 8, 5, 1000):
     estimate = metrics.mutual_information(*(tf.constant(a) for a in (mean, log_var, z)), tile)
     np.testing.assert_allclose(estimate, expected, rtol=1e-9)
+  # On the same samples the entropy form differs by mean_i [log p(z_i) - E_q log p(z)].
+  zeros = np.zeros(3)
+  shift = np.mean([_log_normal(zi, zeros, zeros) for zi in z]) - np.mean(
+      [-0.5 * (3 * math.log(2 * math.pi) + np.sum(m ** 2 + np.exp(v)))
+       for m, v in zip(mean, log_var)])
+  np.testing.assert_allclose(_numpy_mi(mean, log_var, z) - expected, -shift, rtol=1e-9)
 
 
 def test_full_set_mi_is_near_zero_when_the_encoder_ignores_x_and_at_most_log_n():
@@ -113,9 +138,7 @@ def test_log_aggregate_posterior_matches_scipy():
 
 
 def test_active_unit_conventions_differ_only_at_the_threshold():
-  mean = np.zeros((4, 3))
-  mean[:2, 0], mean[2:, 0] = 0.1, -0.1    # variance 0.01
-  mean[:2, 1], mean[2:, 1] = 0.2, -0.2    # variance 0.04
-  mean[:2, 2], mean[2:, 2] = np.sqrt(0.02), -np.sqrt(0.02)  # variance 0.02
-  assert metrics.active_units(mean, 0.01) == 3
-  assert metrics.active_units(mean, 0.02, strict=True) == 1
+  # Two examples +-a: variance (divisor N - 1 = 1) 2 a^2, exact in binary for these a.
+  mean = np.array([[0.0625, 0.125, 0.25], [-0.0625, -0.125, -0.25]])  # 2a^2: 1/128, 1/32, 1/8
+  assert metrics.active_units(mean, 1 / 32) == 2
+  assert metrics.active_units(mean, 1 / 32, strict=True) == 1

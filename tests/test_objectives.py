@@ -14,7 +14,7 @@ def _log_sigmoid(v):
   return -np.logaddexp(0.0, -v)
 
 
-@pytest.mark.parametrize("decoder_name", ["pixelcnn", "mlp"])
+@pytest.mark.parametrize("decoder_name", ["pixelcnn_official", "pixelcnn", "mlp"])
 def test_negative_elbo_matches_numpy(decoder_name):
   config = config_lib.apply_smoke(config_lib.image_config())
   config.model.decoder = decoder_name
@@ -24,7 +24,7 @@ def test_negative_elbo_matches_numpy(decoder_name):
 
   posterior = model.encoder(x)
   z = posterior.sample(seed=3)
-  if decoder_name == "pixelcnn":
+  if decoder_name != "mlp":
     logits = model.decoder.logits_from_maps(x, model.decoder.latent_maps(z))
   else:
     logits = model.decoder.logits(z)
@@ -58,9 +58,65 @@ def test_model_call_returns_terms_at_its_own_sample():
   np.testing.assert_allclose(terms["kl"], kl, rtol=1e-4, atol=1e-5)
 
 
-def test_linear_kl_weight_schedule():
+def _official_betas(steps, batches_per_epoch, warmup_epochs, start=0.1):
+  """train_text_skip.py: beta = min(1, beta + 1/(warmup * len(train_data))) before each
+  batch, beta starting at 0.1."""
+  beta, betas = start, []
+  for _ in range(steps):
+    beta = min(1.0, beta + 1.0 / (warmup_epochs * batches_per_epoch))
+    betas.append(beta)
+  return betas
+
+
+def test_kl_weight_schedule_is_the_official_one():
+  expected = _official_betas(1000, 100, 10)
+  actual = [objectives.linear_kl_weight(s, 100, 10.0, 0.1) for s in range(1000)]
+  np.testing.assert_allclose(actual, expected, rtol=1e-12)
+  assert actual[499] == pytest.approx(0.6)  # After epoch 5 of 10.
+  assert actual[898] < 1.0 and actual[899] == 1.0  # Reaches 1 after 9 epochs.
   assert objectives.linear_kl_weight(0, 100, 0.0, 0.1) == 1.0
-  assert objectives.linear_kl_weight(0, 100, 2.0, 0.1) == pytest.approx(0.1)
-  assert objectives.linear_kl_weight(100, 100, 2.0, 0.1) == pytest.approx(0.55)
-  assert objectives.linear_kl_weight(200, 100, 2.0, 0.1) == 1.0
-  assert objectives.linear_kl_weight(10_000, 100, 2.0, 0.1) == 1.0
+
+
+def _official_text_lrs(improvements, lr=1.0, min_epochs=15):
+  """train_text_skip.py's loop after each epoch's validation: decay becomes 1 for good once
+  a validation fails to improve at epoch >= min_epochs; while it is 1 the rate halves
+  every epoch and training breaks when it is below 0.03. Returns the rates in force after
+  each epoch that ran."""
+  decay, rates = 0, []
+  for epoch, improved in enumerate(improvements, start=1):
+    if not improved and epoch >= min_epochs:
+      decay = 1
+    if decay == 1:
+      lr = lr * 0.5
+    rates.append(lr)
+    if decay == 1 and lr < 0.03:
+      break
+  return rates
+
+
+@pytest.mark.parametrize("improvements", [
+    [True] * 30,
+    [True] * 10 + [False] * 20,
+    [True] * 16 + [False] + [True] * 13,
+    [False, True] * 15,
+])
+def test_official_learning_rate_schedule_and_stop(improvements):
+  train = config_lib.text_config().train
+  expected = _official_text_lrs(improvements)
+  lr, decaying, rates = 1.0, False, []
+  for epoch, improved in enumerate(improvements, start=1):
+    lr, decaying = objectives.learning_rate_after_validation(lr, improved, epoch, decaying,
+                                                             train)
+    rates.append(lr)
+    if objectives.lr_exhausted(lr, train):
+      break
+  assert rates == expected
+
+
+def test_plateau_schedule_halves_after_each_non_improving_validation():
+  train = config_lib.text_config().train
+  train.lr_schedule, train.min_learning_rate = "plateau", 0.3
+  lr = 1.0
+  for improved in (True, False, True, False, False):
+    lr, _ = objectives.learning_rate_after_validation(lr, improved, 1, False, train)
+  assert lr == 0.3  # 1 -> 0.5 -> 0.3 (floor) -> 0.3.

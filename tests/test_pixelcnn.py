@@ -1,4 +1,5 @@
-"""Causality and receptive field of the gated PixelCNN decoder."""
+"""Causality, receptive field and sampling of the gated PixelCNN decoders (textbook and
+official)."""
 
 import keras
 import numpy as np
@@ -6,8 +7,15 @@ import pytest
 import tensorflow as tf
 
 from skip_vae_tf.models import decoders
+from skip_vae_tf.models import official
 
 SHAPE = (8, 8, 1)
+DECODERS = {
+    "textbook": lambda kernel_sizes, maps, skip: decoders.PixelCNNDecoder(
+        SHAPE, 4, kernel_sizes, maps, skip),
+    "official": lambda kernel_sizes, maps, skip: official.OfficialPixelCNNDecoder(
+        SHAPE, 4, kernel_sizes, maps, 5, skip),
+}
 
 
 def _logit_jacobian(decoder, x, z):
@@ -19,14 +27,14 @@ def _logit_jacobian(decoder, x, z):
   return tape.jacobian(logits, x).numpy().reshape(logits.shape[0], -1)
 
 
+@pytest.mark.parametrize("kind", DECODERS)
 @pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("kernel_sizes", [(3,), (3, 3), (5, 3, 3, 3)])
-def test_output_never_depends_on_current_or_later_pixels(skip, kernel_sizes):
-  decoder = decoders.PixelCNNDecoder(SHAPE, channels=4, kernel_sizes=kernel_sizes,
-                                     latent_feature_maps=2, skip=skip)
+def test_output_never_depends_on_current_or_later_pixels(kind, skip, kernel_sizes):
+  decoder = DECODERS[kind](kernel_sizes, 2, skip)
   rng = np.random.default_rng(0)
   x = (rng.random((1, *SHAPE)) < 0.5).astype(np.float32)
-  jacobian = _logit_jacobian(decoder, x, tf.random.normal([1, 3]))
+  jacobian = _logit_jacobian(decoder, x, tf.random.normal([1, 5]))
   at_or_after = np.triu(np.ones_like(jacobian, dtype=bool))
   assert np.all(jacobian[at_or_after] == 0.0)
   assert np.any(jacobian[~at_or_after] != 0.0)
@@ -46,11 +54,11 @@ def test_no_blind_spot():
     assert jacobian[output, row * width + col] != 0.0, (row, col)
 
 
+@pytest.mark.parametrize("kind", DECODERS)
 @pytest.mark.parametrize("skip", [False, True])
-def test_sampling_draws_every_pixel_from_its_conditional(skip):
+def test_sampling_draws_every_pixel_from_its_conditional(kind, skip):
   """Each sampled pixel equals [u_i < sigmoid(logit_i(x))] with logits of the full image."""
-  decoder = decoders.PixelCNNDecoder(SHAPE, channels=4, kernel_sizes=(3, 3, 3),
-                                     latent_feature_maps=2, skip=skip)
+  decoder = DECODERS[kind]((3, 3, 3), 2, skip)
   z = tf.random.normal([3, 5], seed=4)
   seed = tf.constant([1, 2])
   images = tf.function(decoder.sample)(z, seed)
@@ -59,3 +67,17 @@ def test_sampling_draws_every_pixel_from_its_conditional(skip):
   expected = (uniforms < probs.numpy().reshape(3, -1)).astype(np.float32)
   np.testing.assert_array_equal(images.numpy().reshape(3, -1), expected)
   assert 0 < images.numpy().mean() < 1
+
+
+def test_textbook_receptive_field_at_the_centre():
+  """8 layers of kernel 3 at 28x28 (docs/fidelity.md compares it with the official one's
+  219 pixels reaching row 0)."""
+  decoder = decoders.PixelCNNDecoder((28, 28, 1), 4, (3,) * 8, 1, False)
+  x = tf.constant((np.random.default_rng(0).random((1, 28, 28, 1)) < 0.5).astype(np.float32))
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    logit = decoder.logits_from_maps(x, decoder.latent_maps(tf.zeros([1, 5])))[0, 14, 14, 0]
+  reached = tape.gradient(logit, x).numpy()[0, :, :, 0] != 0.0
+  rows, cols = np.flatnonzero(reached.any(1)), np.flatnonzero(reached.any(0))
+  assert reached.sum() == 162
+  assert (rows.min(), rows.max(), cols.min(), cols.max()) == (5, 14, 5, 22)

@@ -20,7 +20,7 @@ WORDS = ("the", "what", "is", "best", "way", "?")
 VOCABULARY = vocab.Vocabulary(vocab.SPECIALS + WORDS)
 
 
-def _image_signatures(skip=True, decoder="pixelcnn"):
+def _image_signatures(skip=True, decoder="pixelcnn_official"):
   config = config_lib.apply_smoke(config_lib.image_config())
   config.model.skip, config.model.decoder = skip, decoder
   task = tasks.ImageTask()

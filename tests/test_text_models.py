@@ -168,3 +168,17 @@ def test_dropout_drops_at_its_rate_keeps_the_mean_and_is_off_at_evaluation():
   np.testing.assert_array_equal(layer(x, training=False), x)
   compiled = tf.function(lambda t: layer(t, training=True), jit_compile=True)
   assert np.mean(compiled(x).numpy() == 0.0) == pytest.approx(0.5, abs=0.01)
+
+
+def test_z_initialises_the_top_decoder_layer_and_heads_start_uniform():
+  """As the reference: h0[-1] = Linear(z) (the top layer; the others start at zero), and
+  every parameter, the posterior head's included, starts in U(-0.1, 0.1)."""
+  model = tasks.TextTask().build_model(_model_config(True, layers=3))
+  z = tf.random.stateless_normal([2, 4], [3, 4])
+  states = model.decoder._initial_states(z)  # pylint: disable=protected-access
+  np.testing.assert_allclose(states[-1][0], model.decoder.initial_hidden(z), rtol=1e-6)
+  for h, c in states[:-1] + [(tf.zeros([2, 7]), states[-1][1])]:
+    assert not np.any(h.numpy()) and not np.any(c.numpy())
+  head = model.encoder.head.trainable_variables
+  assert head and all(np.all(np.abs(v.numpy()) <= 0.1) for v in head)
+  assert all(np.any(v.numpy() != 0.0) for v in head)  # Biases too, not Keras' zeros.

@@ -83,7 +83,8 @@ def test_resume_refuses_a_different_model(smoke_run, data_dir, cache_dir):
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir, cache_dir):
   result = _run(["--smoke", "--dataset=omniglot", "--strategy=mirrored", "--cpu_devices=2",
-                 "--config.train.epochs=1", f"--workdir={tmp_path}"], data_dir, cache_dir)
+                 "--config.train.epochs=1", "--config.train.num_logged_samples=0",
+                 f"--workdir={tmp_path}"], data_dir, cache_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "on 2 replica(s)" in result.stderr
   assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 8
@@ -92,7 +93,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, data_dir, cache_dir):
 @pytest.mark.parametrize("dataset", ["mnist", "binarized_mnist"])
 def test_plain_vae_smoke_on_mnist_variants(dataset, tmp_path, data_dir, cache_dir):
   result = _run(["--smoke", f"--dataset={dataset}", "--skip=false", "--config.train.epochs=1",
-                 f"--workdir={tmp_path}"], data_dir, cache_dir)
+                 "--config.train.num_logged_samples=0", f"--workdir={tmp_path}"],
+                data_dir, cache_dir)
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads((tmp_path / "metrics.json").read_text())
   assert metrics["dataset"] == dataset and metrics["skip"] is False and metrics["steps"] == 8
@@ -123,7 +125,8 @@ def test_missing_data_stops_with_a_clear_error(tmp_path, cache_dir):
 def test_a_stop_signal_writes_a_checkpoint_and_the_run_resumes(signal_number, tmp_path,
                                                                data_dir, cache_dir):
   args = ["--smoke", "--dataset=omniglot", "--config.train.epochs=50",
-          "--config.train.log_every_steps=1", f"--workdir={tmp_path}"]
+          "--config.train.log_every_steps=1", "--config.train.num_logged_samples=0",
+          f"--workdir={tmp_path}"]
   env = dict(os.environ, SKIP_VAE_DATA_DIR=str(data_dir), SKIP_VAE_CACHE_DIR=str(cache_dir),
              TF_CPP_MIN_LOG_LEVEL="2")
   process = subprocess.Popen([sys.executable, TRAIN, *args], env=env, stderr=subprocess.PIPE,
@@ -142,6 +145,8 @@ def test_a_stop_signal_writes_a_checkpoint_and_the_run_resumes(signal_number, tm
   step = int(stopped.split(" at step ")[1].split(";")[0])
   assert step >= 3 and (tmp_path / "checkpoints" / f"ckpt-{step}.index").exists()
   assert "Traceback" not in rest
-  resumed = _run([*args[:2], "--config.train.epochs=2", *args[3:]], data_dir, cache_dir)
+  # One more step after the resume is enough to show it continues from the checkpoint.
+  resumed = _run([*args, f"--config.train.max_steps={step + 1}"], data_dir, cache_dir)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"Resumed from step {step}" in resumed.stderr
+  assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == step + 1

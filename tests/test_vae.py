@@ -8,7 +8,8 @@ from skip_vae_tf import config as config_lib
 from skip_vae_tf import tasks
 
 
-@pytest.mark.parametrize("encoder,decoder", [("resnet", "pixelcnn"), ("mlp", "mlp")])
+@pytest.mark.parametrize("encoder,decoder", [("resnet_official", "pixelcnn_official"),
+                                             ("resnet", "pixelcnn"), ("mlp", "mlp")])
 def test_checkpoint_holds_every_variable_and_round_trips(tmp_path, encoder, decoder):
   model_config = config_lib.apply_smoke(config_lib.image_config()).model
   model_config.encoder, model_config.decoder = encoder, decoder

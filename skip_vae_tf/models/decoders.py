@@ -46,48 +46,18 @@ class ImageDecoder(keras.layers.Layer):
     return images[:tf.shape(means)[0]], images[tf.shape(means)[0]:]
 
 
-class PixelCNNDecoder(ImageDecoder):
-  """Gated PixelCNN conditioned on z through `latent_feature_maps` projected 28x28 maps.
+class AutoregressiveImageDecoder(ImageDecoder):
+  """What the gated PixelCNN decoders share: the likelihood, ancestral sampling and greedy
+  decoding given `latent_maps(z)` (B, H, W, C) and `logits_from_maps(x, maps)`, where
+  the logits of row r depend only on rows <= r of x and of the maps."""
 
-  Args:
-    image_shape: (H, W, 1).
-    channels: width of the gated layers.
-    kernel_sizes: one odd kernel size per gated layer.
-    latent_feature_maps: C_z, number of maps z is projected to (Dense, no spatial sharing).
-    skip: feed the maps to every gated layer and to the output 1x1 conv, not only the first.
-  """
-
-  def __init__(self, image_shape: Sequence[int], channels: int, kernel_sizes: Sequence[int],
-               latent_feature_maps: int, skip: bool, **kwargs):
-    super().__init__(**kwargs)
-    self.image_shape = tuple(image_shape)
-    self.skip = skip
-    self.latent_feature_maps = latent_feature_maps
-    height, width, _ = self.image_shape
-    self.latent_projection = keras.layers.Dense(height * width * latent_feature_maps,
-                                                name="z_projection")
-    self.gated_layers = layer_lists.tracked(self, "gated", [
-        pixelcnn.GatedPixelCNNLayer(channels, k, first=(i == 0), conditioned=(i == 0 or skip),
-                                    name=f"gated{i}")
-        for i, k in enumerate(kernel_sizes)])
-    self.output_conv = keras.layers.Conv2D(self.image_shape[-1], 1, name="output")
+  image_shape: tuple[int, int, int]
 
   def latent_maps(self, z: tf.Tensor) -> tf.Tensor:
-    """z (B, D) -> (B, H, W, C_z)."""
-    height, width, _ = self.image_shape
-    return tf.reshape(self.latent_projection(z),
-                      [-1, height, width, self.latent_feature_maps])
+    raise NotImplementedError
 
   def logits_from_maps(self, x: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
-    """x (B, H, W, 1) in {0, 1}, maps (B, H, W, C_z) -> logits (B, H, W, 1)."""
-    vertical = horizontal = 2.0 * x - 1.0
-    for layer in self.gated_layers:
-      vertical, horizontal = layer(vertical, horizontal,
-                                   maps if layer.conditioned else None)
-    features = tf.nn.relu(horizontal)
-    if self.skip:
-      features = tf.concat([features, maps], axis=-1)
-    return self.output_conv(features)
+    raise NotImplementedError
 
   def call(self, x, z):
     return bernoulli_image(self.logits_from_maps(x, self.latent_maps(z)))
@@ -149,6 +119,51 @@ class PixelCNNDecoder(ImageDecoder):
       _, images, probabilities = tf.while_loop(lambda col, *_: col < width, draw_pixel,
                                                (0, images, probabilities))
     return images, probabilities
+
+
+
+class PixelCNNDecoder(AutoregressiveImageDecoder):
+  """Gated PixelCNN conditioned on z through `latent_feature_maps` projected 28x28 maps.
+
+  Args:
+    image_shape: (H, W, 1).
+    channels: width of the gated layers.
+    kernel_sizes: one odd kernel size per gated layer.
+    latent_feature_maps: C_z, number of maps z is projected to (Dense, no spatial sharing).
+    skip: feed the maps to every gated layer and to the output 1x1 conv, not only the first.
+  """
+
+  def __init__(self, image_shape: Sequence[int], channels: int, kernel_sizes: Sequence[int],
+               latent_feature_maps: int, skip: bool, **kwargs):
+    super().__init__(**kwargs)
+    self.image_shape = tuple(image_shape)
+    self.skip = skip
+    self.latent_feature_maps = latent_feature_maps
+    height, width, _ = self.image_shape
+    self.latent_projection = keras.layers.Dense(height * width * latent_feature_maps,
+                                                name="z_projection")
+    self.gated_layers = layer_lists.tracked(self, "gated", [
+        pixelcnn.GatedPixelCNNLayer(channels, k, first=(i == 0), conditioned=(i == 0 or skip),
+                                    name=f"gated{i}")
+        for i, k in enumerate(kernel_sizes)])
+    self.output_conv = keras.layers.Conv2D(self.image_shape[-1], 1, name="output")
+
+  def latent_maps(self, z: tf.Tensor) -> tf.Tensor:
+    """z (B, D) -> (B, H, W, C_z)."""
+    height, width, _ = self.image_shape
+    return tf.reshape(self.latent_projection(z),
+                      [-1, height, width, self.latent_feature_maps])
+
+  def logits_from_maps(self, x: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+    """x (B, H, W, 1) in {0, 1}, maps (B, H, W, C_z) -> logits (B, H, W, 1)."""
+    vertical = horizontal = 2.0 * x - 1.0
+    for layer in self.gated_layers:
+      vertical, horizontal = layer(vertical, horizontal,
+                                   maps if layer.conditioned else None)
+    features = tf.nn.relu(horizontal)
+    if self.skip:
+      features = tf.concat([features, maps], axis=-1)
+    return self.output_conv(features)
 
 
 def pixel_uniforms(seed: tf.Tensor, batch: tf.Tensor, num_pixels: int) -> tf.Tensor:

@@ -18,12 +18,18 @@ def diagonal_gaussian(mean: tf.Tensor, log_variance: tf.Tensor) -> tfd.Distribut
 
 
 class GaussianHead(keras.layers.Layer):
-  """Features (B, F) -> q(z|x) = N(mean, diag(exp(log_variance))) with event shape (D,)."""
+  """Features (B, F) -> q(z|x) = N(mean, diag(exp(log_variance))) with event shape (D,).
 
-  def __init__(self, latent_dim: int, **kwargs):
+  `initializer` initialises the weights and biases of both linear maps (default: Keras'
+  glorot-uniform weights and zero biases).
+  """
+
+  def __init__(self, latent_dim: int, initializer=None, **kwargs):
     super().__init__(**kwargs)
-    self.mean = keras.layers.Dense(latent_dim, name="mean")
-    self.log_variance = keras.layers.Dense(latent_dim, name="log_variance")
+    init = ({} if initializer is None
+            else {"kernel_initializer": initializer, "bias_initializer": initializer})
+    self.mean = keras.layers.Dense(latent_dim, name="mean", **init)
+    self.log_variance = keras.layers.Dense(latent_dim, name="log_variance", **init)
 
   def call(self, features):
     return diagonal_gaussian(self.mean(features), self.log_variance(features))

@@ -83,7 +83,7 @@ class LSTMEncoder(keras.layers.Layer):
                                             embeddings_initializer=init, name="embedding")
     self.lstms = layer_lists.tracked(self, "lstm", [
         lstm.LSTM(units, initializer=init, name=f"lstm{i}") for i, units in enumerate(hidden)])
-    self.head = encoders.GaussianHead(latent_dim, name="head")
+    self.head = encoders.GaussianHead(latent_dim, initializer=init, name="head")
 
   def call(self, x, training=False):
     del training  # No dropout in the encoder (as in the reference).
@@ -117,7 +117,8 @@ class LSTMDecoder(keras.layers.Layer):
     self.max_decode_length = max_decode_length
     self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                             embeddings_initializer=init, name="embedding")
-    self.initial_hidden = keras.layers.Dense(hidden[0], kernel_initializer=init,
+    # Linear(z) is the top layer's initial hidden state (the reference's h0[-1]).
+    self.initial_hidden = keras.layers.Dense(hidden[-1], kernel_initializer=init,
                                              bias_initializer=init, name="z_to_h0")
     self.lstms = layer_lists.tracked(self, "lstm", [
         lstm.LSTM(units, static_dim=latent_dim if (i == 0 or skip) else 0, initializer=init,
@@ -132,7 +133,7 @@ class LSTMDecoder(keras.layers.Layer):
   def _initial_states(self, z):
     zeros = [tf.zeros([tf.shape(z)[0], layer.units]) for layer in self.lstms]
     states = [(h, h) for h in zeros]
-    states[0] = (self.initial_hidden(z), zeros[0])
+    states[-1] = (self.initial_hidden(z), zeros[-1])
     return states
 
   def _output_logits(self, h, z):
