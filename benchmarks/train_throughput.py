@@ -37,7 +37,9 @@ from skip_vae_tf import config as config_lib  # pylint: disable=g-import-not-at-
 _CONFIG = config_flags.DEFINE_config_file("config", str(REPO_ROOT / "configs" / "omniglot.py"),
                                           "Config file to measure.", lock_config=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder with the raw dataset files.")
-_MODELS = flags.DEFINE_list("models", ["vae", "skip_vae"], "Which of vae, skip_vae to measure.")
+_MODELS = flags.DEFINE_list("models", ["vae", "skip_vae"], "Which of vae, skip_vae, sa_vae, "
+                            "skip_sa_vae to measure (sa_*: semi-amortized, the config's "
+                            "model.svi_steps refinement steps).")
 _WARMUP = flags.DEFINE_integer("warmup_steps", 20, "Untimed steps first.", lower_bound=1)
 _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows.", lower_bound=1)
 _WINDOW_STEPS = flags.DEFINE_integer("window_steps", 20, "Steps per timed window.", lower_bound=1)
@@ -120,10 +122,13 @@ def main(argv):
              f"{config.model.decoder_channels}")
   print(f"machine: {os.cpu_count()} CPUs; config: {config_file}; "
         f"batch {config.train.batch_size}; decoder {config.model.decoder} {shape}")
+  rates = {}
   for model in _MODELS.value:
+    inference = "semi_amortized" if model.endswith("sa_vae") else "amortized"
     args = [sys.executable, __file__, "--child", f"--models={model}",
             *(a for a in sys.argv[1:] if not a.startswith("--models")),
-            f"--config.model.skip={model == 'skip_vae'}"]
+            f"--config.model.skip={model.startswith('skip_')}",
+            f"--config.model.inference={inference}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     result = json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[7:])
     tokens = (f"{result['tokens_per_sec_median']:7.0f} tokens/s (windows "
@@ -133,6 +138,12 @@ def main(argv):
           f"{result['examples_per_sec_median']:7.1f} examples/s (median of "
           f"{_WINDOWS.value}x{_WINDOW_STEPS.value} steps; windows "
           f"{result['examples_per_sec_windows']}) | peak RSS {result['peak_rss_gib']:.2f} GiB")
+    rates[model] = result["examples_per_sec_median"]
+  for model, rate in rates.items():
+    base = rates.get(model.replace("sa_vae", "vae"))
+    if model.endswith("sa_vae") and base:
+      print(f"step-time ratio {model} / {model.replace('sa_vae', 'vae')}: {base / rate:.1f} "
+            f"at {config.model.svi_steps} refinement steps")
 
 
 if __name__ == "__main__":

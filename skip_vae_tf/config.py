@@ -68,6 +68,20 @@ def _train_defaults() -> ml_collections.ConfigDict:
   return train
 
 
+INFERENCES = ("amortized", "semi_amortized")
+
+
+def _inference_defaults(model: ml_collections.ConfigDict) -> None:
+  """Amortized inference, and the SA-VAE refinement of the official code when
+  model.inference = 'semi_amortized' (models/refinement.py)."""
+  model.inference = "amortized"
+  model.svi_steps = 20
+  model.svi_learning_rates = (1.0, 1.0)  # For the mean and the log-variance.
+  model.svi_momentum = 0.5
+  model.svi_max_grad_norm = 5.0
+  model.train_end_to_end = True
+
+
 def _seed_and_data(name: str) -> ml_collections.ConfigDict:
   """A config holding the seed and the data section every dataset has."""
   config = ml_collections.ConfigDict()
@@ -104,6 +118,7 @@ def image_config() -> ml_collections.ConfigDict:
   config.model.decoder_kernel_sizes = (3,) * 8
   config.model.latent_feature_maps = 1
   config.model.decoder_hidden = (1024, 1024)
+  _inference_defaults(config.model)
 
   config.train = _train_defaults()
   return config
@@ -129,6 +144,7 @@ def text_config() -> ml_collections.ConfigDict:
   config.model.decoder_dropout = 0.5
   config.model.init_scale = 0.1  # Parameters start uniform in [-0.1, 0.1].
   config.model.max_decode_length = 100
+  _inference_defaults(config.model)
 
   config.train = _train_defaults()
   config.train.batch_size = 32
@@ -252,9 +268,24 @@ def _validate_dataset(config: ml_collections.ConfigDict) -> None:
         f"--config=configs/{config.data.name}.py")
 
 
+def _validate_inference(model: ml_collections.ConfigDict) -> None:
+  _require(model.inference in INFERENCES,
+           f"unknown model.inference {model.inference!r}; choose one of {INFERENCES}")
+  _require(model.svi_steps >= 0, f"model.svi_steps must be >= 0, got {model.svi_steps}")
+  rates = tuple(model.svi_learning_rates)
+  _require(len(rates) == 2 and all(r > 0 for r in rates),
+           f"model.svi_learning_rates must be two positive rates (mean, log-variance), "
+           f"got {rates}")
+  _require(0.0 <= model.svi_momentum < 1.0,
+           f"model.svi_momentum must be in [0, 1), got {model.svi_momentum}")
+  _require(model.svi_max_grad_norm >= 0,
+           f"model.svi_max_grad_norm must be >= 0, got {model.svi_max_grad_norm}")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first impossible value in `config`."""
   _validate_dataset(config)
+  _validate_inference(config.model)
   text_data = modality(config) == "text"
   if text_data:
     _validate_text_model(config)

@@ -6,9 +6,11 @@ multi_worker when $TF_CONFIG names several tasks, else mirrored when there are s
 GPUs, else default. Docs: docs/distributed.md.
 """
 
+import hashlib
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -65,3 +67,13 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
   options = tf.data.Options()
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
   return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def weights_fingerprint(model) -> str:
+  """sha256 (16 hex digits) of a Keras model's trainable weights: equal on all workers of
+  a healthy run. (Batch-norm moving statistics are each replica's running estimate from
+  its own batches, as in Keras; checkpoints hold the chief's.)"""
+  digest = hashlib.sha256()
+  for variable in model.trainable_variables:
+    digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+  return digest.hexdigest()[:16]

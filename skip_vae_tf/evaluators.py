@@ -48,7 +48,20 @@ def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
       mean, log_variance, z, minibatch_size)
   yield "active_units_cov_ge_0.01", metrics.active_units(mean, 0.01)
   yield "active_units_cov_gt_0.02", metrics.active_units(mean, 0.02, strict=True)
-  yield "kl_per_dim", outputs["kl_per_dim"].mean(axis=0, dtype=np.float64)
+  if "kl_per_dim" in outputs:
+    yield "kl_per_dim", outputs["kl_per_dim"].mean(axis=0, dtype=np.float64)
+
+
+def amortized_metrics(outputs: dict[str, np.ndarray], minibatch_size: int
+                      ) -> Iterator[tuple[str, float]]:
+  """For a semi-amortized model: `latent_metrics` of the encoder's own posterior, named
+  amortized_*, and `amortization_gap`, its negative ELBO minus the refined one's (nats)."""
+  prefix = "amortized_"
+  amortized = {k[len(prefix):]: v for k, v in outputs.items() if k.startswith(prefix)}
+  for name, value in latent_metrics(amortized, minibatch_size):
+    yield prefix + name, value
+  yield "amortization_gap", float(np.mean(amortized["negative_elbo"], dtype=np.float64)
+                                  - np.mean(outputs["negative_elbo"], dtype=np.float64))
 
 
 class PosteriorEvaluator:
@@ -85,7 +98,10 @@ class PosteriorEvaluator:
     return {key: in_stored_order(np.concatenate(value), order) for key, value in parts.items()}
 
   def run(self, data, split: str) -> Iterator[tuple[str, float | np.ndarray]]:
-    yield from latent_metrics(self.outputs(data, split), self.mi_minibatch_size)
+    outputs = self.outputs(data, split)
+    yield from latent_metrics(outputs, self.mi_minibatch_size)
+    if "amortized_negative_elbo" in outputs:
+      yield from amortized_metrics(outputs, self.mi_minibatch_size)
 
 
 class ImportanceWeightedEvaluator:
@@ -108,7 +124,7 @@ class ImportanceWeightedEvaluator:
     prior = self.model.prior()
     results, start, total = [], time.time(), data.num_examples(split)
     for index, x in enumerate(data.evaluation_batches(split, self.batch_size)):
-      posterior = self.model.encoder(x, training=False)
+      posterior = self.model.posterior(x)  # Refined when the model is semi-amortized.
       log_px = metrics.importance_weighted_log_likelihood(
           x, posterior, prior, self._log_likelihood, self.num_samples, self.chunk_size,
           tf.constant([self.seed, index], tf.int32))

@@ -38,8 +38,13 @@ def elbo_terms(log_likelihood: tf.Tensor, posterior: tfd.Distribution,
 
 
 def weighted_loss(terms: dict[str, tf.Tensor], kl_weight: tf.Tensor) -> tf.Tensor:
-  """(B,) training loss per example: reconstruction + kl_weight * KL (nats per example)."""
-  return terms["reconstruction_nll"] + tf.cast(kl_weight, terms["kl"].dtype) * terms["kl"]
+  """(B,) training loss per example: reconstruction + kl_weight * KL (nats per example),
+  plus `encoder_refinement_kl` when a semi-amortized model trains its encoder towards the
+  refined posterior instead of end to end."""
+  loss = terms["reconstruction_nll"] + tf.cast(kl_weight, terms["kl"].dtype) * terms["kl"]
+  if "encoder_refinement_kl" in terms:
+    loss += terms["encoder_refinement_kl"]
+  return loss
 
 
 def linear_kl_weight(step: int, steps_per_epoch: int, warmup_epochs: float,

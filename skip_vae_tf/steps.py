@@ -16,9 +16,12 @@ from skip_vae_tf import objectives
 
 # Per-example terms whose batch means the training step reports.
 _STEP_TERMS = ("negative_elbo", "reconstruction_nll", "kl", "num_tokens")
-# Per-example outputs of an evaluation pass; text models add "num_tokens".
-EVAL_OUTPUTS = ("negative_elbo", "reconstruction_nll", "kl", "kl_per_dim", "posterior_mean",
-                "posterior_log_variance", "z", "num_tokens")
+# Per-example outputs of an evaluation pass; text models add "num_tokens", semi-amortized
+# ones the encoder's own posterior ("amortized_*").
+_POSTERIOR_OUTPUTS = ("negative_elbo", "reconstruction_nll", "kl", "posterior_mean",
+                      "posterior_log_variance", "z")
+EVAL_OUTPUTS = (*_POSTERIOR_OUTPUTS, "kl_per_dim", "num_tokens",
+                *(f"amortized_{name}" for name in _POSTERIOR_OUTPUTS))
 
 
 def make_optimizer(train_config: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:
@@ -37,7 +40,7 @@ def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,
   @tf.function(jit_compile=jit_compile)
   def local_gradients(x):
     with tf.GradientTape() as tape:
-      terms = model(x, training=True)
+      terms = model(x, training=True, kl_weight=kl_weight)
       loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, kl_weight),
                                         global_batch_size=global_batch)
     sums = {name: tf.reduce_sum(terms[name]) for name in _STEP_TERMS if name in terms}

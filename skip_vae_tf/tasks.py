@@ -19,6 +19,7 @@ from skip_vae_tf.data import text as text_data
 from skip_vae_tf.models import decoders
 from skip_vae_tf.models import encoders
 from skip_vae_tf.models import official
+from skip_vae_tf.models import refinement
 from skip_vae_tf.models import text as text_models
 from skip_vae_tf.models import vae as vae_lib
 
@@ -30,6 +31,17 @@ def _check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
   with tf.control_dependencies([tf.debugging.assert_positive(
       tf.shape(tensor)[0], message=f"input {name} must hold at least one example")]):
     return tf.identity(tensor)
+
+
+def refinement_from_config(model_config: ml_collections.ConfigDict
+                           ) -> refinement.Refinement | None:
+  """The SA-VAE refinement of a semi-amortized model config, else None (amortized)."""
+  if model_config.get("inference", "amortized") == "amortized":
+    return None
+  return refinement.Refinement(
+      steps=model_config.svi_steps, learning_rates=tuple(model_config.svi_learning_rates),
+      momentum=model_config.svi_momentum, max_grad_norm=model_config.svi_max_grad_norm,
+      end_to_end=model_config.train_end_to_end)
 
 
 class ImageTask:
@@ -74,7 +86,8 @@ class ImageTask:
             name="decoder"),
         "mlp": lambda: decoders.MLPDecoder(shape, m.decoder_hidden, m.skip, name="decoder"),
     }[m.decoder]()
-    return vae_lib.build_vae(encoder, decoder, m.latent_dim, m.skip, tf.zeros([1, *shape]))
+    return vae_lib.build_vae(encoder, decoder, m.latent_dim, m.skip, tf.zeros([1, *shape]),
+                             refinement_from_config(m))
 
   def derived_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
     """Figures derived from per-example means (none for images)."""
@@ -174,7 +187,8 @@ class TextTask:
         dropout=model_config.decoder_dropout, max_decode_length=model_config.max_decode_length,
         name="decoder", **common)
     return vae_lib.build_vae(encoder, decoder, model_config.latent_dim, model_config.skip,
-                             tf.constant([[vocab.BOS_ID, vocab.EOS_ID]]))
+                             tf.constant([[vocab.BOS_ID, vocab.EOS_ID]]),
+                             refinement_from_config(model_config))
 
   def derived_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
     """Adds the per-word figures to per-sentence means.

@@ -9,7 +9,6 @@ warm-up schedule. The run directory is `skip_vae_tf.workdir`'s; what differs bet
 images and text is the task's (`skip_vae_tf.tasks`).
 """
 
-import hashlib
 import json
 import math
 import os
@@ -207,8 +206,8 @@ class Trainer:
     summaries.write_scalars(self.train_writer, scalars, step)
     rate = scalars.get("examples_per_sec", 0.0)
     eta = (self.total_steps - step) * self.global_batch_size / rate if rate else math.inf
-    logging.info(progress.format_line(step, self.total_steps, (step - 1) // self.steps_per_epoch + 1,
-                                  scalars, eta))
+    epoch = (step - 1) // self.steps_per_epoch + 1
+    logging.info(progress.format_line(step, self.total_steps, epoch, scalars, eta))
 
   def _count_nonfinite(self, finite: bool, step: int) -> None:
     if finite:
@@ -342,20 +341,12 @@ class Trainer:
     if self.is_chief:
       self.workdir.write_text(workdir_lib.METRICS_FILE, json.dumps(result, indent=2))
     self.checkpoint.restore(self.latest_manager.latest_checkpoint)
-    logging.info("weights fingerprint at step %d: %s", step, self.weights_fingerprint())
+    logging.info("weights fingerprint at step %d: %s", step,
+                 distribute.weights_fingerprint(self.model))
     logging.info("test at best checkpoint: %s; wrote %s",
                  ", ".join(f"{k} {v:.4g}" for k, v in result["test"].items()),
                  self.workdir / workdir_lib.METRICS_FILE)
     return result
-
-  def weights_fingerprint(self) -> str:
-    """sha256 of the trainable weights: equal on all workers of a healthy run. (Batch-norm
-    moving statistics are each replica's running estimate from its own batches, as in
-    Keras; checkpoints hold the chief's.)"""
-    digest = hashlib.sha256()
-    for variable in self.model.trainable_variables:
-      digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, data=None) -> dict:

@@ -53,8 +53,10 @@ class CheckpointMismatchError(errors.SkipVaeError):
 
 
 def default_path(config: ml_collections.ConfigDict, smoke: bool) -> str:
-  """runs/<dataset>_<vae|skip_vae>[_smoke], relative to the current directory."""
-  model = "skip_vae" if config.model.skip else "vae"
+  """runs/<dataset>_<vae|skip_vae|sa_vae|skip_sa_vae>[_smoke], relative to the current
+  directory."""
+  model = (("skip_" if config.model.skip else "")
+           + ("sa_vae" if config.model.inference == "semi_amortized" else "vae"))
   return os.path.join("runs", f"{config.data.name}_{model}{'_smoke' if smoke else ''}")
 
 

@@ -38,3 +38,24 @@ def _seeded():
   included), so no test depends on luck."""
   import keras  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
+
+
+def synthetic_image_data():
+  """An in-memory `ImageDataset` of two kinds of 28x28 binary images (a left or a right
+  block, with pixel noise): 128 train, 48 validation, 40 test, labelled 0/1."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.data import images  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+
+  def split(count):
+    x = (rng.random((count, 28, 28, 1)) < 0.05).astype(np.float32)
+    labels = rng.integers(0, 2, count)
+    for row, label in enumerate(labels):
+      x[row, 6:22, 4 + 12 * label:12 + 12 * label] = 1.0
+    return x, labels
+
+  (train, train_labels), (validation, validation_labels), (test, test_labels) = (
+      split(n) for n in (128, 48, 40))
+  return images.ImageDataset("omniglot", "synthetic blocks (in memory)", train, validation,
+                             test, dynamic_binarization=False, train_labels=train_labels,
+                             validation_labels=validation_labels, test_labels=test_labels)

@@ -6,29 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from conftest import synthetic_image_data
 from skip_vae_tf import config as config_lib
+from skip_vae_tf import export
 from skip_vae_tf import training
 from skip_vae_tf import workdir as workdir_lib
-from skip_vae_tf.data import images
 from skip_vae_tf.data import text as text_data
-
-
-def _image_data() -> images.ImageDataset:
-  """Two kinds of 28x28 binary images (a left or a right block, with pixel noise)."""
-  rng = np.random.default_rng(0)
-
-  def split(count):
-    x = (rng.random((count, 28, 28, 1)) < 0.05).astype(np.float32)
-    labels = rng.integers(0, 2, count)
-    for row, label in enumerate(labels):
-      x[row, 6:22, 4 + 12 * label:12 + 12 * label] = 1.0
-    return x, labels
-
-  (train, train_labels), (validation, validation_labels), (test, test_labels) = (
-      split(n) for n in (128, 48, 40))
-  return images.ImageDataset("omniglot", "synthetic blocks (in memory)", train, validation,
-                             test, dynamic_binarization=False, train_labels=train_labels,
-                             validation_labels=validation_labels, test_labels=test_labels)
 
 
 def _text_data() -> text_data.TextDataset:
@@ -39,20 +22,26 @@ def _text_data() -> text_data.TextDataset:
   train, validation, test = (text_data.tokenize(part, vocabulary)
                              for part in (lines[:128], lines[128:180], lines[180:]))
   return text_data.TextDataset("ptb", "synthetic sentences (in memory)", vocabulary, train,
-                               validation, test, bucket_width=5)
+                               validation, test, bucket_width=10)
 
 
+@pytest.mark.parametrize("inference", ["amortized", "semi_amortized"])
 @pytest.mark.parametrize("modality", ["image", "text"])
-def test_train_and_evaluate_on_in_memory_data_then_resume(modality, tmp_path, monkeypatch):
+def test_train_and_evaluate_on_in_memory_data_then_resume(modality, inference, tmp_path,
+                                                          monkeypatch):
+  """Skip-VAE (the smoke configs' skip=True) and Skip-SA-VAE (2 refinement steps)."""
   monkeypatch.delenv("SKIP_VAE_DATA_DIR", raising=False)
   config = config_lib.apply_smoke(config_lib.default_config(
       "omniglot" if modality == "image" else "ptb"))
+  config.model.inference, config.model.svi_steps = inference, 2
+  # XLA takes about a minute to compile the text refinement's second-order LSTM graph.
+  config.train.jit_compile = not (modality == "text" and inference == "semi_amortized")
   config.train.epochs, config.train.batch_size = 2, 16
   config.train.num_logged_samples = 0
   if modality == "image":  # The loop is under test, not the PixelCNN: MLPs compile fast.
     config.model.encoder, config.model.decoder = "mlp", "mlp"
   config.data.data_dir = str(tmp_path / "no_such_folder")  # Never read: data are given.
-  data = _image_data() if modality == "image" else _text_data()
+  data = synthetic_image_data() if modality == "image" else _text_data()
   result = training.train_and_evaluate(config, str(tmp_path / "run"), data=data)
 
   run = workdir_lib.Workdir(tmp_path / "run")
@@ -70,7 +59,17 @@ def test_train_and_evaluate_on_in_memory_data_then_resume(modality, tmp_path, mo
     assert run.read_vocabulary(data.vocabulary.size) == data.vocabulary
     assert result["test"]["perplexity_bound"] == pytest.approx(
         np.exp(result["test"]["negative_elbo_per_word"]), rel=1e-6)
+  if inference == "semi_amortized":
+    test = result["test"]
+    assert test["amortization_gap"] == pytest.approx(
+        test["amortized_negative_elbo"] - test["negative_elbo"], rel=1e-6, abs=1e-9)
+    assert {"amortized_kl", "amortized_mi_aggregate", "amortized_active_units_cov_ge_0.01"
+            } <= set(test)
   # The finished run resumes at its last step and reports the same best checkpoint.
   again = training.train_and_evaluate(config, str(run.path), data=data)
   assert again["best_checkpoint"] == result["best_checkpoint"]
   assert again["test"] == pytest.approx(result["test"], rel=1e-6)
+  if modality == "image" and inference == "semi_amortized":
+    # Exported and verified by reloading; encode and score serve the amortized posterior.
+    version = export.export_run(str(run.path), str(tmp_path / "serving"), iw_samples=3)
+    assert (version / "saved_model.pb").is_file()

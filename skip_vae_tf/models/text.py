@@ -159,12 +159,16 @@ class LSTMDecoder(keras.layers.Layer):
   def log_likelihood(self, x, z, training=False):
     """(B,) log p(x|z), nats per sentence (padding excluded).
 
-    The masked sparse cross-entropy, equal to `self(x, z).log_prob(x[:, 1:])` (a test
-    checks it) but without tfd.Categorical's broadcast copy of the (B, T, V) logits.
+    The masked cross-entropy logsumexp(logits) - logit[target], equal to
+    `self(x, z).log_prob(x[:, 1:])` (a test checks it) but without tfd.Categorical's
+    broadcast copy of the (B, T, V) logits; written out rather than with TF's fused sparse
+    cross-entropy, whose second derivative TF does not provide (semi-amortized training
+    differentiates through gradients of this likelihood).
     """
     targets = x[:, 1:]
-    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        targets, self.logits(x, z, training))
+    logits = self.logits(x, z, training)
+    cross_entropy = (tf.reduce_logsumexp(logits, axis=-1)
+                     - tf.gather(logits, targets, batch_dims=2))
     mask = tf.cast(tf.not_equal(targets, vocabulary.PAD_ID), cross_entropy.dtype)
     return -tf.reduce_sum(mask * cross_entropy, axis=1)
 
