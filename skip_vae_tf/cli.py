@@ -7,6 +7,7 @@ prints what it returns, and turns a `SkipVaeError` into one line on stderr
 
 import logging as pylogging
 import pathlib
+import re
 import sys
 from collections.abc import Callable
 
@@ -76,7 +77,9 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
     try:
       return flags.FLAGS(argv)
     except flags.Error as error:
-      sys.exit(f"{program}: error: {error}")
+      # absl shows a parser's ValueError args as a tuple: ('reason', 'value').
+      detail = re.sub(r"\('([^']*)', '([^']*)'\)", r"\1 '\2'", str(error))
+      sys.exit(f"{program}: error: {detail}")
     except _CONFIG_FILE_ERRORS as error:
       sys.exit(f"{program}: error: {_config_error(argv, error)}")
   return parse

@@ -5,6 +5,8 @@ differs, so every knob has one default, here. `validate()` turns an impossible v
 `ConfigError` with a one-line message before any work starts.
 """
 
+import math
+
 import ml_collections
 
 from skip_vae_tf import errors
@@ -304,14 +306,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "grad_clip_norm", "log_every_steps", "eval_every_epochs", "checkpoint_every_steps",
       "checkpoints_to_keep", "max_consecutive_nonfinite"))
   for name, value in positive.items():
-    _require(value > 0, f"{name} must be positive, got {value}")
+    _require(math.isfinite(value) and value > 0, f"{name} must be positive and finite, got {value}")
   non_negative = {f"data.{name}": config.data[name] for name in (
       "max_train_examples", "max_eval_examples", "validation_size")}
   non_negative.update((f"train.{name}", train[name]) for name in (
       "max_steps", "kl_warmup_epochs", "num_logged_samples", "min_learning_rate",
       "lr_decay_start_epoch", "lr_stop_below"))
   for name, value in non_negative.items():
-    _require(value >= 0, f"{name} must be >= 0, got {value}")
+    _require(math.isfinite(value) and value >= 0, f"{name} must be >= 0 and finite, got {value}")
   _require(0.0 <= train.kl_start_weight <= 1.0,
            f"train.kl_start_weight must be in [0, 1], got {train.kl_start_weight}")
   _require(0.0 < train.lr_decay_factor <= 1.0,

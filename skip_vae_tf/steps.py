@@ -37,16 +37,24 @@ def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,
   """A per-replica function x -> (term sums, minibatch MI, global grad norm, this
   replica's share of the all-reduced clipped gradient)."""
 
-  @tf.function(jit_compile=jit_compile)
-  def local_gradients(x):
+  def terms_and_gradients(x):
+    if model.refinement is not None and model.refinement.steps:
+      # Semi-amortized: memory O(1) in the refinement steps (VAE.semi_amortized_gradients).
+      return model.semi_amortized_gradients(x, kl_weight, 1.0 / global_batch)
     with tf.GradientTape() as tape:
       terms = model(x, training=True, kl_weight=kl_weight)
       loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, kl_weight),
                                         global_batch_size=global_batch)
+    return terms, tape.gradient(loss, model.trainable_variables)
+
+  # Not XLA for semi-amortized models: XLA schedules the recomputed refinement steps
+  # together (16 GB at the default image config) and takes minutes to compile them.
+  @tf.function(jit_compile=jit_compile and model.refinement is None)
+  def local_gradients(x):
+    terms, grads = terms_and_gradients(x)
     sums = {name: tf.reduce_sum(terms[name]) for name in _STEP_TERMS if name in terms}
     mutual_information = metrics.minibatch_mutual_information(
         terms["posterior_mean"], terms["posterior_log_variance"], terms["z"])
-    grads = tape.gradient(loss, model.trainable_variables)
     # Embedding gradients come as IndexedSlices; the all-reduce, clip and 1/R share
     # below treat every gradient alike as a dense tensor.
     return sums, mutual_information, [tf.convert_to_tensor(g) for g in grads]
@@ -106,8 +114,10 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
 def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy, jit_compile: bool):
   """A tf.function: distributed batch -> {key: (B, ...)} of EVAL_OUTPUTS, gathered."""
 
-  # XLA cannot place the replicas' variables of a multi-device eval (TF known issue).
-  @tf.function(jit_compile=jit_compile and strategy.num_replicas_in_sync == 1)
+  # XLA cannot place the replicas' variables of a multi-device eval (TF known issue); nor
+  # is it used for semi-amortized models (see make_train_step).
+  @tf.function(jit_compile=(jit_compile and strategy.num_replicas_in_sync == 1
+                            and model.refinement is None))
   def replica_outputs(batch):
     terms = model(batch, training=False)
     return {k: terms[k] for k in EVAL_OUTPUTS if k in terms}

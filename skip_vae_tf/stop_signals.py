@@ -6,6 +6,7 @@ place from then on, so a second signal stops the process at once.
 """
 
 import signal
+import sys
 import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -28,6 +29,10 @@ class StopRequests:
     del frame
     self.requested, self.signal_number = True, number
     self._restore()
+    # Said at once: the step in progress (or a validation) may take a while to finish.
+    sys.stderr.write(f"{self.signal_name} received: stopping after the current step, "
+                     "once its checkpoint is written; send it again to stop at once\n")
+    sys.stderr.flush()
 
   def _restore(self):
     for number, handler in self._previous.items():

@@ -14,6 +14,7 @@ import tensorflow as tf
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import summaries
 from skip_vae_tf import vocabulary as vocab
+from skip_vae_tf.data import files
 from skip_vae_tf.data import images
 from skip_vae_tf.data import text as text_data
 from skip_vae_tf.models import decoders
@@ -280,6 +281,15 @@ def hparams(task: Task, config: ml_collections.ConfigDict) -> dict:
           "learning_rate": train.learning_rate,
           "kl_warmup_epochs": float(train.kl_warmup_epochs), "seed": config.seed,
           **task.hparams(model)}
+
+
+def load_and_record_data(task: Task, config: ml_collections.ConfigDict):
+  """The config's dataset; config.data.data_dir is set to the absolute folder it came
+  from ($SKIP_VAE_DATA_DIR included), so that evaluation and export in another shell, which
+  read the run's config.json, find the same files."""
+  folder = files.resolve_data_dir(config.data.data_dir)
+  config.data.data_dir = str(folder.resolve()) if folder else ""
+  return task.load_data(config.data, config.seed)
 
 
 def for_config(config: ml_collections.ConfigDict) -> Task:

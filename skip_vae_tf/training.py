@@ -31,7 +31,6 @@ from skip_vae_tf import stop_signals
 from skip_vae_tf import summaries
 from skip_vae_tf import tasks
 from skip_vae_tf import workdir as workdir_lib
-from skip_vae_tf.data import files
 
 _SAMPLE_SEED_OFFSET = 7919
 
@@ -69,32 +68,29 @@ class Trainer:
     config_lib.validate(config)
     self.config, self.task = config, tasks.for_config(config)
     self.workdir = workdir_lib.Workdir(workdir)
-    self.workdir.prepare()
     logging.get_absl_logger().addFilter(_drop_tensorflow_info)
     self.strategy = distribute.make_strategy(config.train.strategy)
     # Only the chief writes the run's files; other workers write their (identical)
     # checkpoints to a private folder and no summaries.
     self.is_chief = distribute.is_chief(self.strategy)
-    if data is None:
-      # Record where the data came from ($SKIP_VAE_DATA_DIR included), so that evaluation
-      # and export in another shell find the same files.
-      folder = files.resolve_data_dir(config.data.data_dir)
-      config.data.data_dir = str(folder.resolve()) if folder else ""
-      data = self.task.load_data(config.data, config.seed)
-    self.data = data
+    self.data = data or tasks.load_and_record_data(self.task, config)
     self.global_batch_size = config.train.batch_size
     if self.global_batch_size % self.strategy.num_replicas_in_sync:
       raise config_lib.ConfigError(
           f"train.batch_size={self.global_batch_size} is not divisible by the "
           f"{self.strategy.num_replicas_in_sync} replicas")
+    try:
+      self.train_input = self.data.training_batches(config.train.batch_size, config.seed)
+    except ValueError as error:  # A batch larger than the training split.
+      raise config_lib.ConfigError(f"train.batch_size={config.train.batch_size}: {error}")
     self.task.adapt_config(config, self.data)
+    self.workdir.prepare()  # Only once data and sizes are good: a failed start leaves nothing.
     self.workdir.check_config(config, write=self.is_chief)
     if self.is_chief:
       self.task.write_run_files(self.workdir, self.data)
     keras.utils.set_random_seed(config.seed)
     if config.train.deterministic:
       tf.config.experimental.enable_op_determinism()
-    self.train_input = self.data.training_batches(config.train.batch_size, config.seed)
     self.steps_per_epoch = self.train_input.steps_per_epoch
     total = config.train.epochs * self.steps_per_epoch
     self.total_steps = min(total, config.train.max_steps) if config.train.max_steps else total

@@ -64,6 +64,12 @@ def test_resolve_applies_flags_then_smoke_then_explicit_overrides():
     ("train.strategy", "tpu", "unknown train.strategy"),
     ("train.optimizer", "rmsprop", "unknown train.optimizer"),
     ("train.lr_decay_factor", 0.0, "lr_decay_factor must be in"),
+    ("train.learning_rate", float("inf"), "train.learning_rate must be positive and finite"),
+    ("train.learning_rate", float("nan"), "train.learning_rate must be positive and finite"),
+    ("train.min_learning_rate", float("nan"), "must be >= 0 and finite"),
+    ("model.inference", "svi", "unknown model.inference"),
+    ("model.svi_learning_rates", (1.0,), "two positive rates"),
+    ("model.svi_momentum", 1.0, "svi_momentum must be in"),
 ])
 def test_impossible_values_raise_config_error(path, value, message):
   config = config_lib.image_config()

@@ -296,3 +296,15 @@ def test_cli_errors_are_one_line(breakage, message, text_run, tmp_path, data_dir
   assert last.startswith("export.py: error:") and message in last, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   assert not (tmp_path / "serving").exists() or not list((tmp_path / "serving").iterdir())
+
+
+def test_verification_tolerance_follows_float32_resolution():
+  """A ~500-nat score resolved to one float32 ulp (6.1e-5) passes; a real difference not."""
+  score = np.array([512.25, 0.125, 590.0], np.float32)
+  one_ulp = np.nextafter(score, np.float32(np.inf))
+  assert not np.allclose(score, one_ulp, atol=export.VERIFY_ATOL, rtol=0)  # The old check.
+  assert export.outputs_agree(score, one_ulp)
+  assert not export.outputs_agree(score, score + np.float32(1e-3))
+  assert not export.outputs_agree(score, np.where([True, False, False], np.nan, score))
+  assert export.outputs_agree(np.array([3, 4]), np.array([3, 4]))
+  assert not export.outputs_agree(np.array([b"a"]), np.array([b"b"]))

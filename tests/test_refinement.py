@@ -16,13 +16,14 @@ from skip_vae_tf.models import refinement
 
 tfd = tfp.distributions
 TARGET = np.array([[1.5, -2.0, 0.5], [0.0, 3.0, -1.0]])
+_SEEDS = [tf.constant([0, k], tf.int32) for k in range(5)]
 
 
 def _quadratic_terms(weight):
   """A smooth stand-in for (NLL, KL): weight * |mean - TARGET|^2 and sum(exp(logvar) -
   logvar); `weight` plays the decoder's parameters."""
-  def terms(mean, log_variance, step):
-    del step
+  def terms(mean, log_variance, seed):
+    del seed
     nll = weight * tf.reduce_sum((mean - TARGET) ** 2, axis=1)
     kl = tf.reduce_sum(tf.exp(log_variance) - log_variance, axis=1)
     return nll, kl
@@ -55,7 +56,7 @@ def test_steps_match_the_official_update(max_norm):
                                  max_grad_norm=max_norm)
   new_mean, new_log_var, first = refine.refine(
       _quadratic_terms(tf.constant(1.3, tf.float64)), tf.constant(mean), tf.constant(log_var),
-      tf.constant(0.8, tf.float64))
+      tf.constant(0.8, tf.float64), _SEEDS)
   expected = _numpy_official_steps(mean, log_var, 1.3, 0.8, 4, (0.7, 0.3), 0.5, max_norm)
   np.testing.assert_allclose(new_mean, expected[0], rtol=1e-12)
   np.testing.assert_allclose(new_log_var, expected[1], rtol=1e-12)
@@ -64,8 +65,8 @@ def test_steps_match_the_official_update(max_norm):
 
 def _final_loss(refine, mean, log_var, weight):
   new_mean, new_log_var, _ = refine.refine(_quadratic_terms(weight), tf.constant(mean),
-                                           tf.constant(log_var), 1.0)
-  nll, kl = _quadratic_terms(weight)(new_mean, new_log_var, 0)
+                                           tf.constant(log_var), 1.0, _SEEDS)
+  nll, kl = _quadratic_terms(weight)(new_mean, new_log_var, None)
   return tf.reduce_mean(nll + kl)
 
 
@@ -101,13 +102,13 @@ def test_end_to_end_gradient_equals_finite_differences_through_the_steps():
   assert tape.gradient(loss, mean_t) is None and np.any(grad_mean.numpy() != 0)
 
 
-def _model(modality, inference, steps, end_to_end=True):
+def _model(modality, inference, steps, end_to_end=True, dropout=0.0):
   config = config_lib.apply_smoke(config_lib.default_config(
       "omniglot" if modality == "image" else "ptb"))
   config.model.inference, config.model.svi_steps = inference, steps
   config.model.train_end_to_end = end_to_end
   if modality == "text":
-    config.model.vocab_size, config.model.decoder_dropout = 30, 0.0
+    config.model.vocab_size, config.model.decoder_dropout = 30, dropout
   return tasks.for_config(config).build_model(config.model)
 
 
@@ -152,6 +153,28 @@ def test_end_to_end_training_reaches_the_encoder_through_the_refinement():
     gradients[end_to_end] = tape.gradient(loss, model.encoder.trainable_variables)
     assert all(g is not None and np.all(np.isfinite(g)) for g in gradients[end_to_end])
   assert any(np.any(a.numpy() != b.numpy()) for a, b in zip(gradients[True], gradients[False]))
+
+
+@pytest.mark.parametrize("end_to_end", [True, False])
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_training_gradients_equal_differentiating_the_unrolled_steps(modality, end_to_end):
+  """`VAE.semi_amortized_gradients` (memory O(1) in the steps, recomputed backwards) against
+  automatic differentiation through `VAE.call`'s unrolled refinement."""
+  model = _model(modality, "semi_amortized", 3, end_to_end, dropout=0.3)
+  x, state = _inputs(modality), model.get_weights()
+  with tf.GradientTape() as tape:
+    terms = model(x, training=True, kl_weight=0.7)
+    loss = 0.25 * tf.reduce_sum(objectives.weighted_loss(terms, 0.7))
+  expected = tape.gradient(loss, model.trainable_variables)
+  model.set_weights(state)  # The same seeds and batch-norm statistics again.
+  light_terms, gradients = model.semi_amortized_gradients(x, tf.constant(0.7), 0.25)
+  for key in ("negative_elbo", "kl", "amortized_negative_elbo", "posterior_mean"):
+    np.testing.assert_allclose(light_terms[key], terms[key], rtol=1e-5, err_msg=key)
+  expected = [tf.convert_to_tensor(g).numpy() for g in expected]
+  scale = max(np.abs(g).max() for g in expected)  # float32 noise is relative to this.
+  for variable, want, got in zip(model.trainable_variables, expected, gradients):
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * scale, err_msg=variable.path)
+  assert any(np.any(g.numpy() != 0) for g in gradients[:len(model.encoder.trainable_variables)])
 
 
 def _mc_negative_elbo(model, x, posterior, noise):

@@ -8,12 +8,15 @@ from skip_vae_tf import stop_signals
 
 
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
-def test_first_signal_is_a_request_and_restores_the_previous_handler(number):
+def test_first_signal_is_a_request_and_restores_the_previous_handler(number, capsys):
   previous = signal.getsignal(number)
   with stop_signals.StopRequests() as stop:
     assert not stop.requested and signal.getsignal(number) != previous
     signal.raise_signal(number)
     assert stop.requested and stop.signal_number == number
+    # Acknowledged at once, before the step finishes.
+    assert capsys.readouterr().err.startswith(
+        f"{signal.Signals(number).name} received: stopping after the current step")
     assert stop.signal_name == signal.Signals(number).name
     # A second signal would reach the previous handler: stop at once.
     assert signal.getsignal(number) == previous

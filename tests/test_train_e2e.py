@@ -104,21 +104,27 @@ def test_plain_vae_smoke_on_mnist_variants(dataset, tmp_path, data_dir, cache_di
 @pytest.mark.parametrize("args,message", [
     (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
     (["--dataset=cifar"], "--dataset"),
-    (["--config.model.latent_dim=-3"], "model.latent_dim must be positive, got -3"),
+    (["--config.model.latent_dim=-3"], "model.latent_dim must be positive and finite, got -3"),
     (["--config.train.batch_size=0"], "train.batch_size must be positive"),
     (["--config.model.no_such_field=1"], "cannot use --config.model.no_such_field=1"),
     (["--config=configs/no_such_config.py"], "No such file or directory"),
+    (["--skip=maybe"], "flag --skip=maybe: Non-boolean argument to boolean flag 'maybe'"),
+    (["--data_dir=/no/such/folder"], "data directory /no/such/folder (from --data_dir) does not"),
+    (["--config.train.batch_size=100000"], "train.batch_size=100000: 256 training examples"),
 ])
 def test_bad_flags_stop_with_a_one_line_error(args, message, tmp_path, data_dir, cache_dir):
-  result = _run(["--smoke", f"--workdir={tmp_path}", *args], data_dir, cache_dir, timeout=120)
+  workdir = tmp_path / "run"
+  result = _run(["--smoke", f"--workdir={workdir}", *args], data_dir, cache_dir, timeout=120)
   assert result.returncode != 0
   assert message in result.stderr and "Traceback" not in result.stderr
+  assert not workdir.exists()  # Nothing is left behind.
 
 
 def test_missing_data_stops_with_a_clear_error(tmp_path, cache_dir):
   result = _run(["--smoke", f"--workdir={tmp_path / 'run'}"], tmp_path, tmp_path / "cache")
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "missing data file omniglot/images_background.npz" in result.stderr
+  assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])

@@ -28,9 +28,9 @@ def bernoulli_image(logits: tf.Tensor) -> tfd.Distribution:
 class ImageDecoder(keras.layers.Layer):
   """What every image decoder shares: the likelihood of x (and `sample`, `greedy`)."""
 
-  def log_likelihood(self, x, z, training=False):
+  def log_likelihood(self, x, z, training=False, seed=None):
     """(B,) log p(x|z), nats per image."""
-    del training  # No dropout or batch statistics in the image decoders.
+    del training, seed  # No dropout or batch statistics in the image decoders.
     return self(x, z).log_prob(x)
 
   def per_example_counts(self, x) -> dict[str, tf.Tensor]:

@@ -17,6 +17,12 @@ encoder and the decoder get the exact gradient through all K steps (second-order
 automatic differentiation, where the official code uses finite-difference Hessian-vector
 products). Otherwise the refined parameters are constants for the decoder's loss and the
 encoder is trained towards them with KL(q_0 || q_K) (the official `train_kl` default).
+
+Differentiating through `refine` keeps every step's activations (memory O(K)): fine for
+evaluation and small models. Training uses `end_to_end_gradients`, which recomputes one step
+at a time backwards (memory O(1) in K), as the official code recomputes the loss at each
+step. Every step's randomness (the posterior sample, dropout) comes from an explicit seed,
+so the recomputation draws what the forward pass drew.
 """
 
 import dataclasses
@@ -24,9 +30,9 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-# (mean, log_variance, step) -> ((B,) reconstruction NLL, (B,) KL): the per-example terms
-# at one posterior sample drawn fresh for step `step`.
-TermsFn = Callable[[tf.Tensor, tf.Tensor, int], tuple[tf.Tensor, tf.Tensor]]
+# (mean, log_variance, seed) -> ((B,) reconstruction NLL, (B,) KL): the per-example terms
+# at one posterior sample (and dropout mask) drawn from the (2,) int32 stateless `seed`.
+TermsFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
 
 def clip_by_norm(gradient: tf.Tensor, max_norm: float) -> tf.Tensor:
@@ -47,29 +53,42 @@ class Refinement:
   end_to_end: bool = True
 
   def refine(self, terms_fn: TermsFn, mean: tf.Tensor, log_variance: tf.Tensor,
-             kl_weight: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tuple]:
+             kl_weight: tf.Tensor, seeds: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tuple]:
     """Refined (mean, log_variance), each (B, D), and the per-example (reconstruction NLL,
     KL) at the initial parameters (the first step's, at its sample; None when steps is 0).
 
-    Without `end_to_end` the refined parameters carry no gradient.
+    `seeds` holds one (2,) int32 stateless seed per step. Without `end_to_end` the refined
+    parameters carry no gradient.
     """
     if not self.end_to_end:
       mean, log_variance = tf.stop_gradient(mean), tf.stop_gradient(log_variance)
-    velocity, initial_terms = None, None
+    velocity = [tf.zeros_like(mean), tf.zeros_like(log_variance)]
+    initial_terms = None
     for step in range(self.steps):
-      with tf.GradientTape() as tape:
-        tape.watch([mean, log_variance])
-        nll, kl = terms_fn(mean, log_variance, step)
-        loss = tf.reduce_mean(nll + tf.cast(kl_weight, kl.dtype) * kl)
-      gradients = [clip_by_norm(g, self.max_grad_norm)
-                   for g in tape.gradient(loss, [mean, log_variance])]
+      mean, log_variance, *velocity, nll, kl = self.step(
+          terms_fn, kl_weight, step == 0, mean, log_variance, *velocity, seeds[step])
       if step == 0:
         initial_terms = (nll, kl)
-        velocity = [-g for g in gradients]
-      else:
-        velocity = [self.momentum * v - g for v, g in zip(velocity, gradients)]
-      mean, log_variance = (x + lr * v for x, lr, v in
-                            zip((mean, log_variance), self.learning_rates, velocity))
     if not self.end_to_end:
       mean, log_variance = tf.stop_gradient(mean), tf.stop_gradient(log_variance)
     return mean, log_variance, initial_terms
+
+  def step(self, terms_fn: TermsFn, kl_weight: tf.Tensor, first: bool, mean, log_variance,
+           velocity_mean, velocity_log_variance, seed):
+    """One step: the new (mean, log_variance, velocity_mean, velocity_log_variance), then
+    the step's per-example (NLL, KL) at the old parameters."""
+    nll, kl, gradients = self.clipped_gradients(terms_fn, kl_weight, mean, log_variance, seed)
+    velocity = [-g if first else self.momentum * v - g for v, g in
+                zip((velocity_mean, velocity_log_variance), gradients)]
+    return (mean + self.learning_rates[0] * velocity[0],
+            log_variance + self.learning_rates[1] * velocity[1], *velocity, nll, kl)
+
+  def clipped_gradients(self, terms_fn: TermsFn, kl_weight: tf.Tensor, mean, log_variance,
+                        seed):
+    """(NLL, KL, [clipped d loss / d mean, clipped d loss / d log_variance]) at one step."""
+    with tf.GradientTape() as tape:
+      tape.watch([mean, log_variance])
+      nll, kl = terms_fn(mean, log_variance, seed)
+      loss = tf.reduce_mean(nll + tf.cast(kl_weight, kl.dtype) * kl)
+    return nll, kl, [clip_by_norm(g, self.max_grad_norm)
+                     for g in tape.gradient(loss, [mean, log_variance])]

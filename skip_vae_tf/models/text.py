@@ -63,10 +63,11 @@ class Dropout(keras.layers.Layer):
     self.rate = rate
     self.seed_state = seeds.SeedState(name="seed_state")
 
-  def call(self, x, training=False):
+  def call(self, x, training=False, seed=None):
+    """`seed` (2,) draws the mask explicitly; by default the next seed of the state."""
     if not training or not self.rate:
       return x
-    seed = tf.cast(self.seed_state.next(), tf.int64)
+    seed = tf.cast(self.seed_state.next() if seed is None else seed, tf.int64)
     keep = tf.random.stateless_uniform(tf.shape(x), seed, alg="philox") >= self.rate
     return tf.where(keep, x / (1.0 - self.rate), tf.zeros_like(x))
 
@@ -143,12 +144,15 @@ class LSTMDecoder(keras.layers.Layer):
       logits += bias[:, None] if len(logits.shape) == 3 else bias
     return logits
 
-  def logits(self, x, z, training=False):
-    """x (B, L) ids, z (B, D) -> logits (B, L - 1, V) of the targets x[:, 1:]."""
-    h = self.dropout(self.embedding(x[:, :-1]), training=training)
+  def logits(self, x, z, training=False, seed=None):
+    """x (B, L) ids, z (B, D) -> logits (B, L - 1, V) of the targets x[:, 1:]; `seed`
+    (2,) draws the dropout masks explicitly (default: the dropout layer's seed state)."""
+    seeds = ((None, None) if seed is None else
+             [tf.random.experimental.stateless_fold_in(seed, i) for i in range(2)])
+    h = self.dropout(self.embedding(x[:, :-1]), training=training, seed=seeds[0])
     for layer, state in zip(self.lstms, self._initial_states(z)):
       h = layer(h, static=z if layer.static_dim else None, initial_state=state)
-    return self._output_logits(self.dropout(h, training=training), z)
+    return self._output_logits(self.dropout(h, training=training, seed=seeds[1]), z)
 
   def call(self, x, z, training=False):
     """p(x[:, 1:] | x[:, :-1], z): batch (B,), event (L - 1,), padding masked."""
@@ -156,8 +160,8 @@ class LSTMDecoder(keras.layers.Layer):
     return masked_categorical(self.logits(x, z, training),
                               tf.not_equal(targets, vocabulary.PAD_ID))
 
-  def log_likelihood(self, x, z, training=False):
-    """(B,) log p(x|z), nats per sentence (padding excluded).
+  def log_likelihood(self, x, z, training=False, seed=None):
+    """(B,) log p(x|z), nats per sentence (padding excluded); `seed` as in `logits`.
 
     The masked cross-entropy logsumexp(logits) - logit[target], equal to
     `self(x, z).log_prob(x[:, 1:])` (a test checks it) but without tfd.Categorical's
@@ -166,7 +170,7 @@ class LSTMDecoder(keras.layers.Layer):
     differentiates through gradients of this likelihood).
     """
     targets = x[:, 1:]
-    logits = self.logits(x, z, training)
+    logits = self.logits(x, z, training, seed)
     cross_entropy = (tf.reduce_logsumexp(logits, axis=-1)
                      - tf.gather(logits, targets, batch_dims=2))
     mask = tf.cast(tf.not_equal(targets, vocabulary.PAD_ID), cross_entropy.dtype)

@@ -55,15 +55,16 @@ class VAE(keras.Model):
                            reinterpreted_batch_ndims=1)
 
   def _terms_fn(self, x, training: bool) -> refinement_lib.TermsFn:
-    """The refinement's objective: per-example (reconstruction NLL, KL) at a fresh sample."""
+    """The refinement's objective: per-example (reconstruction NLL, KL) at the sample (and
+    decoder dropout) that `seed` draws."""
     prior = self.prior()
 
-    def terms(mean, log_variance, step):
-      del step  # Each call draws from the next seed of the checkpointed seed state.
-      posterior = encoders.diagonal_gaussian(mean, log_variance)
-      z = posterior.sample(seed=self.sampling_seed.next())
-      return (-self.decoder.log_likelihood(x, z, training=training),
-              tfd.kl_divergence(posterior, prior))
+    def terms(mean, log_variance, seed):
+      noise = tf.random.stateless_normal(tf.shape(mean), seed, dtype=mean.dtype)
+      z = mean + tf.exp(0.5 * log_variance) * noise
+      nll = -self.decoder.log_likelihood(
+          x, z, training=training, seed=tf.random.experimental.stateless_fold_in(seed, 1))
+      return nll, tfd.kl_divergence(encoders.diagonal_gaussian(mean, log_variance), prior)
 
     return terms
 
@@ -72,9 +73,10 @@ class VAE(keras.Model):
     leave the encoder's posterior itself: the amortized VAE."""
     if not self.refinement.steps:
       return initial, None
+    seeds = [self.sampling_seed.next() for _ in range(self.refinement.steps)]
     mean, log_variance, first_terms = self.refinement.refine(
         self._terms_fn(x, training), initial.distribution.loc,
-        2.0 * tf.math.log(initial.distribution.scale), kl_weight)
+        2.0 * tf.math.log(initial.distribution.scale), kl_weight, seeds)
     return encoders.diagonal_gaussian(mean, log_variance), first_terms
 
   def posterior(self, x, training=False, kl_weight=1.0) -> tfd.Distribution:
@@ -89,6 +91,14 @@ class VAE(keras.Model):
     posterior, first_terms = initial, None
     if self.refinement is not None:
       posterior, first_terms = self._refine(x, initial, training, kl_weight)
+    terms = self._terms_at(x, initial, posterior, first_terms, training)
+    if self.refinement is not None and not self.refinement.end_to_end:
+      terms["encoder_refinement_kl"] = _refinement_kl(initial, posterior)
+    return terms
+
+  def _terms_at(self, x, initial, posterior, first_terms, training: bool) -> dict:
+    """The ELBO terms at `posterior` (one sample) and, when semi-amortized, the amortized
+    terms of the encoder's `initial` posterior (`first_terms`: the first step's)."""
     z = posterior.sample(seed=self.sampling_seed.next())
     terms = objectives.elbo_terms(self.decoder.log_likelihood(x, z, training=training),
                                   posterior, self.prior())
@@ -100,11 +110,66 @@ class VAE(keras.Model):
                    **_posterior_outputs(initial, initial.sample(
                        seed=self.sampling_seed.next()))}
       terms.update({f"amortized_{name}": value for name, value in amortized.items()})
-      if not self.refinement.end_to_end:
-        terms["encoder_refinement_kl"] = tfd.kl_divergence(
-            initial, encoders.diagonal_gaussian(*(tf.stop_gradient(terms[k]) for k in (
-                "posterior_mean", "posterior_log_variance"))))
     return terms
+
+  def semi_amortized_gradients(self, x, kl_weight, loss_scale: float):
+    """Training terms (as `call(x, training=True)`) and the gradients, aligned with
+    `trainable_variables`, of loss_scale * sum_b objectives.weighted_loss(terms)_b, for a
+    semi-amortized model with memory O(1) in the refinement steps: the forward pass keeps
+    only each step's parameters; end to end, the backward pass walks the steps in reverse
+    and recomputes each one's clipped gradient under a tape (exact second-order terms for
+    the step's parameters and the decoder). Equal to differentiating `call` (tested)."""
+    steps = self.refinement
+    with tf.GradientTape(persistent=True) as encoder_tape:
+      initial = self.encoder(x, training=True)
+      initial_params = [initial.distribution.loc, 2.0 * tf.math.log(initial.distribution.scale)]
+    terms_fn = self._terms_fn(x, training=True)
+    seeds = [self.sampling_seed.next() for _ in range(steps.steps)]
+    params = [tf.stop_gradient(p) for p in initial_params]
+    velocity, inputs, first_terms = [tf.zeros_like(p) for p in params], [], None
+    for k in range(steps.steps):
+      inputs.append(params)
+      *params, velocity[0], velocity[1], nll, kl = steps.step(
+          terms_fn, kl_weight, k == 0, *params, *velocity, seeds[k])
+      first_terms = first_terms or (nll, kl)
+    decoder_variables = self.decoder.trainable_variables
+    with tf.GradientTape() as tape:
+      tape.watch(params)
+      posterior = encoders.diagonal_gaussian(*params)
+      terms = self._terms_at(x, initial, posterior, first_terms, training=True)
+      loss = loss_scale * tf.reduce_sum(objectives.weighted_loss(terms, kl_weight))
+    *decoder_grads, adjoint_mean, adjoint_log_variance = _zeros_for_none(
+        tape.gradient(loss, [*decoder_variables, *params]), [*decoder_variables, *params])
+    encoder_variables = self.encoder.trainable_variables
+    if steps.end_to_end:
+      adjoint, velocity_adjoint = [adjoint_mean, adjoint_log_variance], [0.0, 0.0]
+      for k in reversed(range(steps.steps)):
+        velocity_adjoint = [a + lr * b for a, lr, b in
+                            zip(velocity_adjoint, steps.learning_rates, adjoint)]
+        # Recompute step k only once step k + 1 is done (in a graph, independent
+        # recomputations would otherwise run together and hold all steps' activations).
+        with tf.control_dependencies(adjoint):
+          params = [tf.identity(p) for p in inputs[k]]
+        with tf.GradientTape() as tape:
+          tape.watch(params)
+          _, _, clipped = steps.clipped_gradients(terms_fn, kl_weight, *params, seeds[k])
+        through = _zeros_for_none(tape.gradient(
+            clipped, [*params, *decoder_variables],
+            output_gradients=[-a for a in velocity_adjoint]), [*params, *decoder_variables])
+        adjoint = [a + b for a, b in zip(adjoint, through[:2])]
+        decoder_grads = [a + b for a, b in zip(decoder_grads, through[2:])]
+        velocity_adjoint = [steps.momentum * a for a in velocity_adjoint]
+      encoder_grads = encoder_tape.gradient(initial_params, encoder_variables,
+                                            output_gradients=adjoint)
+    else:
+      with encoder_tape:
+        terms["encoder_refinement_kl"] = _refinement_kl(initial, posterior)
+        encoder_loss = loss_scale * tf.reduce_sum(terms["encoder_refinement_kl"])
+      encoder_grads = encoder_tape.gradient(encoder_loss, encoder_variables)
+    encoder_grads = _zeros_for_none(encoder_grads, encoder_variables)
+    by_variable = {id(v): g for v, g in zip([*encoder_variables, *decoder_variables],
+                                             [*encoder_grads, *decoder_grads])}
+    return terms, [by_variable.get(id(v)) for v in self.trainable_variables]
 
   def reconstruct_and_sample(self, x: tf.Tensor, num_prior_samples: int,
                              seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -114,6 +179,21 @@ class VAE(keras.Model):
     means = self.encoder(x, training=False).distribution.loc
     prior_z = tf.random.stateless_normal([num_prior_samples, self.latent_dim], prior_seed)
     return self.decoder.summary_decodes(means, prior_z, sample_seed)
+
+
+def _refinement_kl(initial: tfd.Distribution, refined: tfd.Distribution) -> tf.Tensor:
+  """(B,) KL(q_0 || q_K) with q_K held fixed: the encoder's loss without end-to-end training
+  (the official `train_kl`)."""
+  fixed = encoders.diagonal_gaussian(tf.stop_gradient(refined.distribution.loc),
+                                     tf.stop_gradient(2.0 * tf.math.log(
+                                         refined.distribution.scale)))
+  return tfd.kl_divergence(initial, fixed)
+
+
+def _zeros_for_none(gradients, variables) -> list[tf.Tensor]:
+  """Gradients with None (no path) replaced by zeros of the variable's shape."""
+  return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+          for g, v in zip(gradients, variables)]
 
 
 def _posterior_outputs(posterior: tfd.Distribution, z: tf.Tensor) -> dict[str, tf.Tensor]:
