@@ -71,3 +71,16 @@ def test_train_and_evaluate_on_in_memory_data_then_resume(modality, inference, t
     # Exported and verified by reloading; encode and score serve the amortized posterior.
     version = export.export_run(str(run.path), str(tmp_path / "serving"), iw_samples=3)
     assert (version / "saved_model.pb").is_file()
+
+
+def test_a_validation_that_is_never_finite_ends_in_one_error_every_time(tmp_path):
+  """No best checkpoint can exist: the run (and a rerun) stop naming the last checkpoint."""
+  config = config_lib.apply_smoke(config_lib.image_config())
+  config.model.encoder, config.model.decoder = "mlp", "mlp"
+  config.train.epochs, config.train.batch_size, config.train.num_logged_samples = 1, 16, 0
+  data = synthetic_image_data()
+  data.validation = data.validation + np.float32(np.nan)
+  for _ in range(2):
+    with pytest.raises(training.NonFiniteLossError,
+                       match=r"never finite.*last checkpoint is .*ckpt-8"):
+      training.train_and_evaluate(config, str(tmp_path / "run"), data=data)

@@ -125,13 +125,8 @@ class VAE(keras.Model):
       initial_params = [initial.distribution.loc, 2.0 * tf.math.log(initial.distribution.scale)]
     terms_fn = self._terms_fn(x, training=True)
     seeds = [self.sampling_seed.next() for _ in range(steps.steps)]
-    params = [tf.stop_gradient(p) for p in initial_params]
-    velocity, inputs, first_terms = [tf.zeros_like(p) for p in params], [], None
-    for k in range(steps.steps):
-      inputs.append(params)
-      *params, velocity[0], velocity[1], nll, kl = steps.step(
-          terms_fn, kl_weight, k == 0, *params, *velocity, seeds[k])
-      first_terms = first_terms or (nll, kl)
+    params, inputs, first_terms = self._forward_steps(
+        terms_fn, kl_weight, [tf.stop_gradient(p) for p in initial_params], seeds)
     decoder_variables = self.decoder.trainable_variables
     with tf.GradientTape() as tape:
       tape.watch(params)
@@ -142,23 +137,9 @@ class VAE(keras.Model):
         tape.gradient(loss, [*decoder_variables, *params]), [*decoder_variables, *params])
     encoder_variables = self.encoder.trainable_variables
     if steps.end_to_end:
-      adjoint, velocity_adjoint = [adjoint_mean, adjoint_log_variance], [0.0, 0.0]
-      for k in reversed(range(steps.steps)):
-        velocity_adjoint = [a + lr * b for a, lr, b in
-                            zip(velocity_adjoint, steps.learning_rates, adjoint)]
-        # Recompute step k only once step k + 1 is done (in a graph, independent
-        # recomputations would otherwise run together and hold all steps' activations).
-        with tf.control_dependencies(adjoint):
-          params = [tf.identity(p) for p in inputs[k]]
-        with tf.GradientTape() as tape:
-          tape.watch(params)
-          _, _, clipped = steps.clipped_gradients(terms_fn, kl_weight, *params, seeds[k])
-        through = _zeros_for_none(tape.gradient(
-            clipped, [*params, *decoder_variables],
-            output_gradients=[-a for a in velocity_adjoint]), [*params, *decoder_variables])
-        adjoint = [a + b for a, b in zip(adjoint, through[:2])]
-        decoder_grads = [a + b for a, b in zip(decoder_grads, through[2:])]
-        velocity_adjoint = [steps.momentum * a for a in velocity_adjoint]
+      adjoint, decoder_grads = self._backward_steps(
+          terms_fn, kl_weight, inputs, seeds, [adjoint_mean, adjoint_log_variance],
+          decoder_grads)
       encoder_grads = encoder_tape.gradient(initial_params, encoder_variables,
                                             output_gradients=adjoint)
     else:
@@ -170,6 +151,42 @@ class VAE(keras.Model):
     by_variable = {id(v): g for v, g in zip([*encoder_variables, *decoder_variables],
                                              [*encoder_grads, *decoder_grads])}
     return terms, [by_variable.get(id(v)) for v in self.trainable_variables]
+
+  def _forward_steps(self, terms_fn, kl_weight, params, seeds):
+    """The refinement without a tape: (final params, each step's input params, the first
+    step's (NLL, KL))."""
+    velocity, inputs, first_terms = [tf.zeros_like(p) for p in params], [], None
+    for k, seed in enumerate(seeds):
+      inputs.append(params)
+      *params, velocity[0], velocity[1], nll, kl = self.refinement.step(
+          terms_fn, kl_weight, k == 0, *params, *velocity, seed)
+      first_terms = first_terms or (nll, kl)
+    return params, inputs, first_terms
+
+  def _backward_steps(self, terms_fn, kl_weight, inputs, seeds, adjoint, decoder_grads):
+    """Reverse mode through the steps, one recomputed step at a time: from d loss / d final
+    params (`adjoint`), the gradient with respect to the initial params, and the decoder's
+    gradients plus their paths through the steps. Step k: x_k+1 = x_k + lr v_k,
+    v_k = momentum v_k-1 - clip(g(x_k))."""
+    steps, decoder_variables = self.refinement, self.decoder.trainable_variables
+    velocity_adjoint = [0.0, 0.0]
+    for k in reversed(range(len(seeds))):
+      velocity_adjoint = [a + lr * b for a, lr, b in
+                          zip(velocity_adjoint, steps.learning_rates, adjoint)]
+      # Recompute step k only once step k + 1 is done (in a graph, independent
+      # recomputations would otherwise run together and hold all steps' activations).
+      with tf.control_dependencies(adjoint):
+        params = [tf.identity(p) for p in inputs[k]]
+      with tf.GradientTape() as tape:
+        tape.watch(params)
+        _, _, clipped = steps.clipped_gradients(terms_fn, kl_weight, *params, seeds[k])
+      through = _zeros_for_none(tape.gradient(
+          clipped, [*params, *decoder_variables],
+          output_gradients=[-a for a in velocity_adjoint]), [*params, *decoder_variables])
+      adjoint = [a + b for a, b in zip(adjoint, through[:2])]
+      decoder_grads = [a + b for a, b in zip(decoder_grads, through[2:])]
+      velocity_adjoint = [steps.momentum * a for a in velocity_adjoint]
+    return adjoint, decoder_grads
 
   def reconstruct_and_sample(self, x: tf.Tensor, num_prior_samples: int,
                              seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
