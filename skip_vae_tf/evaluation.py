@@ -1,8 +1,8 @@
 """Evaluating a trained run: restore its weights, run every evaluator, write the reports.
 
 `evaluate_run` is what bin/evaluate.py calls: ELBO terms, MI, active units and KL per
-dimension (`evaluators.PosteriorEvaluator`), the importance-weighted NLL
-(`evaluators.ImportanceWeightedEvaluator`) and, where labels exist, the linear probe.
+dimension (`evaluators.PosteriorEvaluator`, with the linear probe where labels exist) and the
+importance-weighted NLL (`evaluators.ImportanceWeightedEvaluator`).
 Definitions and units: docs/metrics.md.
 """
 
@@ -52,10 +52,9 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   data = task.load_data(config.data, config.seed)
   logging.info("Evaluating %s (%s) on %d %s examples", path, config.model.decoder,
                data.num_examples(split), split)
-  posterior = evaluators.PosteriorEvaluator(model, tf.distribute.get_strategy(), batch_size,
-                                            config.train.mi_minibatch_size,
-                                            config.train.jit_compile)
-  chosen = [posterior, evaluators.LinearProbeEvaluator(posterior)]
+  chosen = [evaluators.PosteriorEvaluator(model, tf.distribute.get_strategy(), batch_size,
+                                          config.train.mi_minibatch_size,
+                                          config.train.jit_compile, linear_probe=True)]
   if iw_samples:
     chosen.append(evaluators.ImportanceWeightedEvaluator(
         model, iw_samples, iw_chunk or max(1, task.iw_examples_per_call // batch_size),

@@ -1,7 +1,7 @@
 """Dataset-level evaluators: each runs over one split and yields (name, value) pairs.
 
-Training validates with `PosteriorEvaluator`; bin/evaluate.py adds
-`ImportanceWeightedEvaluator` and `LinearProbeEvaluator`. A new metric or inference
+Training validates with `PosteriorEvaluator`; bin/evaluate.py adds its linear probe and
+`ImportanceWeightedEvaluator`. A new metric or inference
 procedure is a new evaluator, not a change to the loop (big_vision's `evaluators/`).
 Every example of a split counts exactly once, the last partial batch included.
 Definitions and units: docs/metrics.md.
@@ -21,6 +21,7 @@ from skip_vae_tf import distribute
 from skip_vae_tf import metrics
 from skip_vae_tf import steps
 from skip_vae_tf.models import vae as vae_lib
+
 
 def in_stored_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
   """Rows computed in `order` (None = stored order) put back in stored order."""
@@ -73,13 +74,17 @@ class PosteriorEvaluator:
     batch_size: global evaluation batch.
     mi_minibatch_size: minibatch of the He et al. MI protocol.
     jit_compile: compile the per-replica pass with XLA.
+    linear_probe: also yield `linear_probe_accuracy` of the posterior means (fit on the
+      train split's) where the split has labels; the split's own means come from the same
+      pass.
   """
 
   def __init__(self, model: vae_lib.VAE, strategy: tf.distribute.Strategy, batch_size: int,
-               mi_minibatch_size: int, jit_compile: bool):
+               mi_minibatch_size: int, jit_compile: bool, linear_probe: bool = False):
     self.strategy = strategy
     self.batch_size = batch_size
     self.mi_minibatch_size = mi_minibatch_size
+    self.linear_probe = linear_probe
     self._step = steps.make_eval_step(model, strategy, jit_compile)
 
   def outputs(self, data, split: str) -> dict[str, np.ndarray]:
@@ -102,6 +107,11 @@ class PosteriorEvaluator:
     yield from latent_metrics(outputs, self.mi_minibatch_size)
     if "amortized_negative_elbo" in outputs:
       yield from amortized_metrics(outputs, self.mi_minibatch_size)
+    labels = data.labels(split)
+    if self.linear_probe and labels is not None and split != "train":
+      yield "linear_probe_accuracy", linear_probe_accuracy(
+          self.outputs(data, "train")["posterior_mean"], data.labels("train"),
+          outputs["posterior_mean"], labels)
 
 
 class ImportanceWeightedEvaluator:
@@ -154,22 +164,6 @@ def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray,
                                       max_iter=max_iterations))
   classifier.fit(train_features, train_labels)
   return float(classifier.score(eval_features, eval_labels))
-
-
-class LinearProbeEvaluator:
-  """`linear_probe_accuracy` of the posterior means, fit on train, where labels exist."""
-
-  def __init__(self, posterior: PosteriorEvaluator):
-    self.posterior = posterior
-
-  def run(self, data, split: str) -> Iterator[tuple[str, float]]:
-    labels = data.labels(split)
-    if labels is None or split == "train":
-      return
-    features = {name: self.posterior.outputs(data, name)["posterior_mean"]
-                for name in ("train", split)}
-    yield "linear_probe_accuracy", linear_probe_accuracy(
-        features["train"], data.labels("train"), features[split], labels)
 
 
 def collect(evaluators, data, split: str, task) -> tuple[dict[str, float], np.ndarray]:

@@ -40,9 +40,7 @@ _ENCODE_STREAM, _PRIOR_STREAM, _DECODER_STREAM, _SCORE_STREAM = range(4)
 
 
 def _check_latents(z: tf.Tensor) -> tf.Tensor:
-  with tf.control_dependencies([tf.debugging.assert_positive(
-      tf.shape(z)[0], message="input z must hold at least one example")]):
-    return tf.debugging.assert_all_finite(z, "input z must be finite")
+  return tf.debugging.assert_all_finite(tasks.check_not_empty(z, "z"), "input z must be finite")
 
 
 def _check_num_samples(num_samples: tf.Tensor) -> tf.Tensor:

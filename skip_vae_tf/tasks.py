@@ -28,7 +28,8 @@ _UNITS = ("nats per example; definitions in docs/metrics.md (mi_minibatch_he2019
           "minibatches of {mi_minibatch_size})")
 
 
-def _check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
+def check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
+  """`tensor` after an in-graph check that its batch holds at least one example."""
   with tf.control_dependencies([tf.debugging.assert_positive(
       tf.shape(tensor)[0], message=f"input {name} must hold at least one example")]):
     return tf.identity(tensor)
@@ -114,7 +115,7 @@ class ImageTask:
 
   def serving_model_inputs(self, x: tf.Tensor) -> tf.Tensor:
     """Signature input -> model input: pixel values checked to lie in [0, 1]."""
-    x = _check_not_empty(x, "x")
+    x = check_not_empty(x, "x")
     with tf.control_dependencies([
         tf.debugging.assert_greater_equal(x, 0.0, message="input x must hold pixel values in "
                                           "[0, 1] (a value is below 0 or NaN)"),
@@ -237,7 +238,7 @@ class TextTask:
 
   def serving_model_inputs(self, x: tf.Tensor) -> tf.Tensor:
     """(B,) strings -> (B, L) int32 padded ids, tokenized in the graph."""
-    x = _check_not_empty(x, "text")
+    x = check_not_empty(x, "text")
     return vocab.token_ids(x, self._lookup_table()).to_tensor(default_value=vocab.PAD_ID)
 
   def serving_decode(self, decoder, z: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -54,7 +54,7 @@ def test_steps_match_the_official_update(max_norm):
   mean, log_var = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
   refine = refinement.Refinement(steps=4, learning_rates=(0.7, 0.3), momentum=0.5,
                                  max_grad_norm=max_norm)
-  new_mean, new_log_var, first = refine.refine(
+  new_mean, new_log_var, first, _ = refine.refine(
       _quadratic_terms(tf.constant(1.3, tf.float64)), tf.constant(mean), tf.constant(log_var),
       tf.constant(0.8, tf.float64), _SEEDS)
   expected = _numpy_official_steps(mean, log_var, 1.3, 0.8, 4, (0.7, 0.3), 0.5, max_norm)
@@ -64,7 +64,7 @@ def test_steps_match_the_official_update(max_norm):
 
 
 def _final_loss(refine, mean, log_var, weight):
-  new_mean, new_log_var, _ = refine.refine(_quadratic_terms(weight), tf.constant(mean),
+  new_mean, new_log_var, _, _ = refine.refine(_quadratic_terms(weight), tf.constant(mean),
                                            tf.constant(log_var), 1.0, _SEEDS)
   nll, kl = _quadratic_terms(weight)(new_mean, new_log_var, None)
   return tf.reduce_mean(nll + kl)

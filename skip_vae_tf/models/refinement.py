@@ -53,32 +53,32 @@ class Refinement:
   end_to_end: bool = True
 
   def refine(self, terms_fn: TermsFn, mean: tf.Tensor, log_variance: tf.Tensor,
-             kl_weight: tf.Tensor, seeds: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tuple]:
-    """Refined (mean, log_variance), each (B, D), and the per-example (reconstruction NLL,
-    KL) at the initial parameters (the first step's, at its sample; None when steps is 0).
+             kl_weight: tf.Tensor, seeds: list[tf.Tensor]):
+    """(refined mean, refined log_variance, the first step's per-example (NLL, KL) or None
+    when steps is 0, each step's input [mean, log_variance]); parameters (B, D).
 
     `seeds` holds one (2,) int32 stateless seed per step. Without `end_to_end` the refined
     parameters carry no gradient.
     """
     if not self.end_to_end:
       mean, log_variance = tf.stop_gradient(mean), tf.stop_gradient(log_variance)
-    velocity = [tf.zeros_like(mean), tf.zeros_like(log_variance)]
-    initial_terms = None
-    for step in range(self.steps):
+    velocity = [tf.zeros_like(mean), tf.zeros_like(log_variance)]  # p_-1 = 0: p_0 = -g_0.
+    initial_terms, step_inputs = None, []
+    for seed in seeds[:self.steps]:
+      step_inputs.append([mean, log_variance])
       mean, log_variance, *velocity, nll, kl = self.step(
-          terms_fn, kl_weight, step == 0, mean, log_variance, *velocity, seeds[step])
-      if step == 0:
-        initial_terms = (nll, kl)
+          terms_fn, kl_weight, mean, log_variance, *velocity, seed)
+      initial_terms = initial_terms or (nll, kl)
     if not self.end_to_end:
       mean, log_variance = tf.stop_gradient(mean), tf.stop_gradient(log_variance)
-    return mean, log_variance, initial_terms
+    return mean, log_variance, initial_terms, step_inputs
 
-  def step(self, terms_fn: TermsFn, kl_weight: tf.Tensor, first: bool, mean, log_variance,
+  def step(self, terms_fn: TermsFn, kl_weight: tf.Tensor, mean, log_variance,
            velocity_mean, velocity_log_variance, seed):
     """One step: the new (mean, log_variance, velocity_mean, velocity_log_variance), then
     the step's per-example (NLL, KL) at the old parameters."""
     nll, kl, gradients = self.clipped_gradients(terms_fn, kl_weight, mean, log_variance, seed)
-    velocity = [-g if first else self.momentum * v - g for v, g in
+    velocity = [self.momentum * v - g for v, g in
                 zip((velocity_mean, velocity_log_variance), gradients)]
     return (mean + self.learning_rates[0] * velocity[0],
             log_variance + self.learning_rates[1] * velocity[1], *velocity, nll, kl)

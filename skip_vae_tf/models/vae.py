@@ -74,9 +74,8 @@ class VAE(keras.Model):
     if not self.refinement.steps:
       return initial, None
     seeds = [self.sampling_seed.next() for _ in range(self.refinement.steps)]
-    mean, log_variance, first_terms = self.refinement.refine(
-        self._terms_fn(x, training), initial.distribution.loc,
-        2.0 * tf.math.log(initial.distribution.scale), kl_weight, seeds)
+    mean, log_variance, first_terms, _ = self.refinement.refine(
+        self._terms_fn(x, training), *_parameters(initial), kl_weight, seeds)
     return encoders.diagonal_gaussian(mean, log_variance), first_terms
 
   def posterior(self, x, training=False, kl_weight=1.0) -> tfd.Distribution:
@@ -122,11 +121,12 @@ class VAE(keras.Model):
     steps = self.refinement
     with tf.GradientTape(persistent=True) as encoder_tape:
       initial = self.encoder(x, training=True)
-      initial_params = [initial.distribution.loc, 2.0 * tf.math.log(initial.distribution.scale)]
+      initial_params = _parameters(initial)
     terms_fn = self._terms_fn(x, training=True)
     seeds = [self.sampling_seed.next() for _ in range(steps.steps)]
-    params, inputs, first_terms = self._forward_steps(
-        terms_fn, kl_weight, [tf.stop_gradient(p) for p in initial_params], seeds)
+    # No tape records this walk: only each step's input parameters are kept.
+    *params, first_terms, inputs = steps.refine(
+        terms_fn, *(tf.stop_gradient(p) for p in initial_params), kl_weight, seeds)
     decoder_variables = self.decoder.trainable_variables
     with tf.GradientTape() as tape:
       tape.watch(params)
@@ -151,17 +151,6 @@ class VAE(keras.Model):
     by_variable = {id(v): g for v, g in zip([*encoder_variables, *decoder_variables],
                                              [*encoder_grads, *decoder_grads])}
     return terms, [by_variable.get(id(v)) for v in self.trainable_variables]
-
-  def _forward_steps(self, terms_fn, kl_weight, params, seeds):
-    """The refinement without a tape: (final params, each step's input params, the first
-    step's (NLL, KL))."""
-    velocity, inputs, first_terms = [tf.zeros_like(p) for p in params], [], None
-    for k, seed in enumerate(seeds):
-      inputs.append(params)
-      *params, velocity[0], velocity[1], nll, kl = self.refinement.step(
-          terms_fn, kl_weight, k == 0, *params, *velocity, seed)
-      first_terms = first_terms or (nll, kl)
-    return params, inputs, first_terms
 
   def _backward_steps(self, terms_fn, kl_weight, inputs, seeds, adjoint, decoder_grads):
     """Reverse mode through the steps, one recomputed step at a time: from d loss / d final
@@ -201,9 +190,7 @@ class VAE(keras.Model):
 def _refinement_kl(initial: tfd.Distribution, refined: tfd.Distribution) -> tf.Tensor:
   """(B,) KL(q_0 || q_K) with q_K held fixed: the encoder's loss without end-to-end training
   (the official `train_kl`)."""
-  fixed = encoders.diagonal_gaussian(tf.stop_gradient(refined.distribution.loc),
-                                     tf.stop_gradient(2.0 * tf.math.log(
-                                         refined.distribution.scale)))
+  fixed = encoders.diagonal_gaussian(*(tf.stop_gradient(p) for p in _parameters(refined)))
   return tfd.kl_divergence(initial, fixed)
 
 
@@ -213,9 +200,14 @@ def _zeros_for_none(gradients, variables) -> list[tf.Tensor]:
           for g, v in zip(gradients, variables)]
 
 
+def _parameters(posterior: tfd.Distribution) -> list[tf.Tensor]:
+  """[mean, log_variance] (B, D) of a diagonal Gaussian posterior."""
+  return [posterior.distribution.loc, 2.0 * tf.math.log(posterior.distribution.scale)]
+
+
 def _posterior_outputs(posterior: tfd.Distribution, z: tf.Tensor) -> dict[str, tf.Tensor]:
-  return {"posterior_mean": posterior.distribution.loc,
-          "posterior_log_variance": 2.0 * tf.math.log(posterior.distribution.scale), "z": z}
+  mean, log_variance = _parameters(posterior)
+  return {"posterior_mean": mean, "posterior_log_variance": log_variance, "z": z}
 
 
 def build_vae(encoder: keras.layers.Layer, decoder: keras.layers.Layer, latent_dim: int,
