@@ -5,7 +5,9 @@ differs, so every knob has one default, here. `validate()` turns an impossible v
 `ConfigError` with a one-line message before any work starts.
 """
 
+import importlib.util
 import math
+import pathlib
 
 import ml_collections
 
@@ -20,6 +22,8 @@ ENCODERS = ("resnet_official", "resnet", "mlp")
 DECODERS = ("pixelcnn_official", "pixelcnn", "mlp")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("plateau", "official")
+KL_SCHEDULES = ("linear", "cyclical")
+FREE_BITS_MODES = ("dimension", "total")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -53,6 +57,18 @@ def _train_defaults() -> ml_collections.ConfigDict:
   train.grad_clip_norm = 5.0
   train.kl_warmup_epochs = 0.0
   train.kl_start_weight = 1.0
+  # Collapse remedies (objectives.py), each usable with or without skips:
+  # 'linear': the warm-up above; 'cyclical' (Fu et al. 2019): kl_cycles cycles over the
+  # run, the weight rising from 0 to 1 over the first kl_cycle_ratio of each, then held.
+  train.kl_schedule = "linear"
+  train.kl_cycles = 4
+  train.kl_cycle_ratio = 0.5
+  # The KL weight once warm-up is over (beta-VAE, Higgins et al. 2017); 1 = the ELBO.
+  train.beta = 1.0
+  # Free bits (Kingma et al. 2016), nats: the KL term is max(free_bits, minibatch-mean KL)
+  # per latent dimension ('dimension') or for the whole code ('total'); 0 = off.
+  train.free_bits = 0.0
+  train.free_bits_mode = "dimension"
   train.log_every_steps = 100
   train.eval_every_epochs = 1
   train.checkpoint_every_steps = 1000
@@ -300,6 +316,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"unknown train.optimizer {train.optimizer!r}; choose one of {OPTIMIZERS}")
   _require(train.lr_schedule in LR_SCHEDULES,
            f"unknown train.lr_schedule {train.lr_schedule!r}; choose one of {LR_SCHEDULES}")
+  _validate_remedies(train)
   positive = {"model.latent_dim": config.model.latent_dim}
   positive.update((f"train.{name}", train[name]) for name in (
       "batch_size", "eval_batch_size", "mi_minibatch_size", "epochs", "learning_rate",
@@ -320,6 +337,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"train.lr_decay_factor must be in (0, 1], got {train.lr_decay_factor}")
 
 
+def _validate_remedies(train: ml_collections.ConfigDict) -> None:
+  _require(train.kl_schedule in KL_SCHEDULES,
+           f"unknown train.kl_schedule {train.kl_schedule!r}; choose one of {KL_SCHEDULES}")
+  _require(train.free_bits_mode in FREE_BITS_MODES,
+           f"unknown train.free_bits_mode {train.free_bits_mode!r}; choose one of "
+           f"{FREE_BITS_MODES}")
+  _require(isinstance(train.kl_cycles, int) and train.kl_cycles >= 1,
+           f"train.kl_cycles must be an integer >= 1, got {train.kl_cycles}")
+  _require(0.0 < train.kl_cycle_ratio <= 1.0,
+           f"train.kl_cycle_ratio must be in (0, 1], got {train.kl_cycle_ratio}")
+  _require(math.isfinite(train.beta) and train.beta > 0,
+           f"train.beta must be positive and finite, got {train.beta}")
+  _require(math.isfinite(train.free_bits) and train.free_bits >= 0,
+           f"train.free_bits must be >= 0 and finite, got {train.free_bits}")
+
+
 def resolve(config: ml_collections.ConfigDict, *, dataset: str | None = None,
             skip: bool | None = None, data_dir: str | None = None,
             strategy: str | None = None, smoke: bool = False,
@@ -327,8 +360,8 @@ def resolve(config: ml_collections.ConfigDict, *, dataset: str | None = None,
   """Applies the binaries' plain flags to a loaded config, then validates it.
 
   Plain flags (None = keep the config's value) set data.name, model.skip, data.data_dir
-  and train.strategy. `smoke` shrinks the config; the `--config.a.b=v` `overrides` are
-  re-applied after the shrink so that an explicit override always wins.
+  and train.strategy. `smoke` shrinks the config; the `--config.a.b=v` `overrides`
+  ({'a.b': v}) are applied after the shrink so that an explicit override always wins.
   """
   if dataset is not None:
     config.data.name = dataset
@@ -341,14 +374,26 @@ def resolve(config: ml_collections.ConfigDict, *, dataset: str | None = None,
   if smoke:
     _validate_dataset(config)  # The shrink is the dataset modality's.
     apply_smoke(config)
-    for path, value in (overrides or {}).items():
-      *parents, leaf = path.split(".")
-      section = config
-      for name in parents:
-        section = section[name]
-      section[leaf] = value
+  apply_overrides(config, overrides or {})
   validate(config)
   return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
+  """Sets each dotted field of `overrides` ({'train.beta': 0.5, 'seed': 1}) in `config`;
+  a field that does not exist is a ConfigError naming it."""
+  for path, value in overrides.items():
+    *parents, leaf = path.split(".")
+    section = config
+    try:
+      for name in parents:
+        section = section[name]
+      if leaf not in section:
+        raise KeyError(leaf)
+      section[leaf] = value
+    except (KeyError, TypeError) as error:
+      raise ConfigError(f"cannot set {path}={value!r}: the config has no field {path} "
+                        f"({type(error).__name__}: {error})") from error
 
 
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
@@ -363,4 +408,27 @@ def from_saved(saved: dict) -> ml_collections.ConfigDict:
         config[key][field] = tuple(field_value) if isinstance(field_value, list) else field_value
     else:
       config[key] = value
+  return config
+
+
+def load_file(spec: str | pathlib.Path, root: pathlib.Path = pathlib.Path(".")
+              ) -> ml_collections.ConfigDict:
+  """`get_config(argument)` of the config file `path[:argument]` (as --config reads it;
+  a relative path is taken from `root`). Any failure to load it is one ConfigError."""
+  path, _, argument = str(spec).partition(":")
+  path = root / path
+  try:
+    module_spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
+    if module_spec is None or not path.is_file():
+      raise FileNotFoundError(f"no such file {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(argument) if argument else module.get_config()
+  except Exception as error:  # pylint: disable=broad-except  # Any error in user code.
+    detail = " ".join(str(error).split())
+    raise ConfigError(f"cannot load config file {spec}: {type(error).__name__}: {detail}"
+                      ) from error
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"config file {spec}: get_config() returned {type(config).__name__}, "
+                      "not an ml_collections.ConfigDict")
   return config

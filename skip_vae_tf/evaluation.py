@@ -25,6 +25,7 @@ def restore_model(workdir: workdir_lib.Workdir, checkpoint: str) -> tuple[
   config = workdir.load_config()
   path = workdir.checkpoint_path(checkpoint)
   task = tasks.for_config(config)
+  task.restore_run_files(workdir, config)
   model = task.build_model(config.model)
   workdir_lib.restore(tf.train.Checkpoint(model=model), path,
                       workdir / workdir_lib.CONFIG_FILE, partial=True)
@@ -33,11 +34,14 @@ def restore_model(workdir: workdir_lib.Workdir, checkpoint: str) -> tuple[
 
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
                  iw_samples: int = 500, iw_chunk: int = 0, batch_size: int = 0,
-                 data_dir: str | None = None, max_examples: int = 0) -> dict:
+                 data_dir: str | None = None, max_examples: int = 0,
+                 num_samples: int = 0) -> dict:
   """Every metric of docs/metrics.md for one split of a trained run.
 
   `batch_size` 0 means the run's train.eval_batch_size; `iw_chunk` 0 means decoder calls
   of about 500 images or 64 sentences; `max_examples` (0 = all) caps the evaluated split.
+  `num_samples` > 0 adds `samples`: the first examples of the split, their decodes and
+  prior samples (`tasks.summary_decodes`, as the task's `samples_record`).
 
   Writes eval_<split>.json and eval_<split>.md into `workdir` and TensorBoard scalars
   under `eval/<split>/` in workdir/eval; returns the json content.
@@ -67,6 +71,10 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
             "iw_samples": iw_samples, "metrics": scalars,
             "kl_per_dim": kl_per_dim.tolist(), "seconds": round(time.time() - start, 1),
             "units": task.units_note(config)}
+  if num_samples:
+    decodes = tasks.summary_decodes(tf.function(model.reconstruct_and_sample), data, split,
+                                    num_samples, config.seed)
+    result["samples"] = task.samples_record(*decodes)
   _write_reports(run, split, result)
   return result
 

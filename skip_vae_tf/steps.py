@@ -7,6 +7,8 @@ entirely (its moments and iteration count included): a synchronising optimizer u
 cannot sit inside a tf.cond under MirroredStrategy.
 """
 
+from collections.abc import Callable
+
 import keras
 import ml_collections
 import tensorflow as tf
@@ -14,6 +16,8 @@ import tensorflow as tf
 from skip_vae_tf import metrics
 from skip_vae_tf import objectives
 
+# (terms, kl_weight) -> (B,) training loss, nats per example (objectives.weighted_loss).
+LossFn = Callable[[dict, tf.Tensor], tf.Tensor]
 # Per-example terms whose batch means the training step reports.
 _STEP_TERMS = ("negative_elbo", "reconstruction_nll", "kl", "num_tokens")
 # Per-example outputs of an evaluation pass; text models add "num_tokens", semi-amortized
@@ -33,17 +37,17 @@ def make_optimizer(train_config: ml_collections.ConfigDict) -> keras.optimizers.
 
 def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,
                        kl_weight: tf.Variable, global_batch: int, clip_norm: float,
-                       jit_compile: bool):
+                       jit_compile: bool, loss_fn: LossFn):
   """A per-replica function x -> (term sums, minibatch MI, global grad norm, this
   replica's share of the all-reduced clipped gradient)."""
 
   def terms_and_gradients(x):
     if model.refinement is not None and model.refinement.steps:
       # Semi-amortized: memory O(1) in the refinement steps (VAE.semi_amortized_gradients).
-      return model.semi_amortized_gradients(x, kl_weight, 1.0 / global_batch)
+      return model.semi_amortized_gradients(x, kl_weight, 1.0 / global_batch, loss_fn)
     with tf.GradientTape() as tape:
       terms = model(x, training=True, kl_weight=kl_weight)
-      loss = tf.nn.compute_average_loss(objectives.weighted_loss(terms, kl_weight),
+      loss = tf.nn.compute_average_loss(loss_fn(terms, kl_weight),
                                         global_batch_size=global_batch)
     return terms, tape.gradient(loss, model.trainable_variables)
 
@@ -75,8 +79,10 @@ def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                     strategy: tf.distribute.Strategy, kl_weight: tf.Variable,
-                    global_batch: int, clip_norm: float, jit_compile: bool):
-  """Returns (gradient_step, apply_step), two tf.functions.
+                    global_batch: int, clip_norm: float, jit_compile: bool,
+                    loss_fn: LossFn = objectives.weighted_loss):
+  """Returns (gradient_step, apply_step), two tf.functions; `loss_fn(terms, kl_weight)`
+  is the (B,) training loss (`objectives.loss_for_config`).
 
   gradient_step(x) -> (stats, grads): mean loss terms over the global batch (nats per
   example; for text also the mean `num_tokens` per sentence), the He et al. minibatch MI
@@ -85,7 +91,7 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
   gradient. apply_step(grads) applies the optimizer.
   """
   replica_gradients = _replica_gradients(model, strategy, kl_weight, global_batch,
-                                         clip_norm, jit_compile)
+                                         clip_norm, jit_compile, loss_fn)
 
   # Text batches come in one shape per length bucket: trace once for all of them (XLA
   # still compiles the local gradients once per shape).

@@ -19,7 +19,8 @@ SCALAR_DESCRIPTIONS = {
     "negative_elbo": "negative ELBO, nats per example (one posterior sample, analytic KL)",
     "reconstruction_nll": "-log p(x|z) at z ~ q(z|x), nats per example",
     "kl": "KL(q(z|x) || p(z)), analytic, nats per example",
-    "kl_weight": "weight of the KL term in the training loss (linear warm-up)",
+    "kl_weight": "weight of the KL term in the training loss (train.beta x the "
+                 "linear warm-up or cyclical schedule)",
     "grad_norm": "global gradient norm before clipping",
     "examples_per_sec": "training throughput since the previous log line (compilation excluded)",
     "tokens_per_sec": "training throughput in predicted tokens (words and </s>) per second",

@@ -24,6 +24,7 @@ from skip_vae_tf.models import refinement
 from skip_vae_tf.models import text as text_models
 from skip_vae_tf.models import vae as vae_lib
 
+_SAMPLE_SEED_OFFSET = 7919
 _UNITS = ("nats per example; definitions in docs/metrics.md (mi_minibatch_he2019 uses "
           "minibatches of {mi_minibatch_size})")
 
@@ -107,6 +108,12 @@ class ImageTask:
 
   def write_samples(self, writer, originals, reconstructions, samples, step: int) -> None:
     summaries.write_images(writer, originals, reconstructions, samples, step)
+
+  def samples_record(self, originals, reconstructions, samples) -> dict[str, list]:
+    """The decodes of `summary_decodes` as JSON lists: (N, H, W) 0/1 pixels each."""
+    as_lists = lambda images: np.asarray(images)[..., 0].astype(np.uint8).tolist()
+    return {"originals": as_lists(originals), "reconstructions": as_lists(reconstructions),
+            "prior_samples": as_lists(samples)}
 
   # ---- serving -------------------------------------------------------------------------
 
@@ -226,10 +233,14 @@ class TextTask:
             "decoder_dropout": float(model_config.decoder_dropout)}
 
   def write_samples(self, writer, originals, reconstructions, samples, step: int) -> None:
-    to_text = self.vocabulary.to_text
-    summaries.write_text_samples(writer, [to_text(ids) for ids in originals],
-                                 [to_text(ids) for ids in reconstructions],
-                                 [to_text(ids) for ids in samples], step)
+    summaries.write_text_samples(
+        writer, *self.samples_record(originals, reconstructions, samples).values(), step)
+
+  def samples_record(self, originals, reconstructions, samples) -> dict[str, list]:
+    """The decodes of `summary_decodes` as sentences."""
+    to_text = lambda rows: [self.vocabulary.to_text(ids) for ids in rows]
+    return {"originals": to_text(originals), "reconstructions": to_text(reconstructions),
+            "prior_samples": to_text(samples)}
 
   # ---- serving -------------------------------------------------------------------------
 
@@ -280,8 +291,21 @@ def hparams(task: Task, config: ml_collections.ConfigDict) -> dict:
           "latent_dim": model.latent_dim, "encoder": model.encoder, "decoder": model.decoder,
           "batch_size": train.batch_size, "optimizer": train.optimizer,
           "learning_rate": train.learning_rate,
-          "kl_warmup_epochs": float(train.kl_warmup_epochs), "seed": config.seed,
+          "kl_warmup_epochs": float(train.kl_warmup_epochs), "kl_schedule": train.kl_schedule,
+          "beta": float(train.beta), "free_bits": float(train.free_bits),
+          "inference": model.inference, "seed": config.seed,
           **task.hparams(model)}
+
+
+def summary_decodes(reconstruct_and_sample, data, split: str, count: int,
+                    seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(originals, reconstructions, prior samples) of the first `count` examples of `split`
+  and `count` prior draws, from `VAE.reconstruct_and_sample` (or its tf.function) with a
+  seed derived from the run's `seed`: the pictures TensorBoard and study reports show."""
+  originals = data.first_examples(split, count)
+  reconstructions, samples = reconstruct_and_sample(
+      originals, count, tf.constant([seed, _SAMPLE_SEED_OFFSET], tf.int32))
+  return originals, reconstructions.numpy(), samples.numpy()
 
 
 def load_and_record_data(task: Task, config: ml_collections.ConfigDict):

@@ -32,8 +32,6 @@ from skip_vae_tf import summaries
 from skip_vae_tf import tasks
 from skip_vae_tf import workdir as workdir_lib
 
-_SAMPLE_SEED_OFFSET = 7919
-
 
 class NonFiniteLossError(errors.SkipVaeError):
   """Too many consecutive steps had a non-finite loss or gradient, or validation never was
@@ -124,7 +122,8 @@ class Trainer:
         for name in (workdir_lib.TRAIN_LOGS, workdir_lib.VALIDATION_LOGS))
     self._gradient_step, self._apply_step = steps.make_train_step(
         self.model, self.optimizer, self.strategy, self.kl_weight, self.global_batch_size,
-        config.train.grad_clip_norm, config.train.jit_compile)
+        config.train.grad_clip_norm, config.train.jit_compile,
+        objectives.loss_for_config(config.train))
     self._moving_statistics = [v for v in self.model.non_trainable_variables
                                if v.dtype in ("float32", "float64")]
     self.evaluator = evaluators.PosteriorEvaluator(
@@ -163,17 +162,18 @@ class Trainer:
     count = self.config.train.num_logged_samples
     if not count:
       return
-    originals = self.data.first_examples("validation", count)
-    seed = tf.constant([self.config.seed, _SAMPLE_SEED_OFFSET], tf.int32)
-    reconstructions, samples = self._reconstruct_and_sample(originals, count, seed)
-    self.task.write_samples(self.validation_writer, originals, reconstructions.numpy(),
-                            samples.numpy(), step)
+    decodes = tasks.summary_decodes(self._reconstruct_and_sample, self.data, "validation",
+                                    count, self.config.seed)
+    self.task.write_samples(self.validation_writer, *decodes, step)
 
   def _validate(self, step: int) -> None:
     start = time.time()
     scalars, kl_per_dim = self.evaluate("validation")
     summaries.write_scalars(self.validation_writer, scalars, step)
     summaries.write_kl_per_dim(self.validation_writer, kl_per_dim, step)
+    if self.is_chief:
+      self.workdir.append_scalars("validation", step,
+                                  {**scalars, "kl_per_dim": kl_per_dim.tolist()})
     self._log_samples(step)
     logging.info("validation at step %d: %s (%.1fs)", step,
                  ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
@@ -200,6 +200,8 @@ class Trainer:
                    learning_rate=float(self.optimizer.learning_rate.numpy()),
                    skipped_steps=float(self.skipped_steps.numpy()))
     summaries.write_scalars(self.train_writer, scalars, step)
+    if self.is_chief:
+      self.workdir.append_scalars("train", step, scalars)
     rate = scalars.get("examples_per_sec", 0.0)
     eta = (self.total_steps - step) * self.global_batch_size / rate if rate else math.inf
     epoch = (step - 1) // self.steps_per_epoch + 1
@@ -297,8 +299,8 @@ class Trainer:
       epoch, offset = divmod(step, self.steps_per_epoch)
       for batch in distribute.distribute(self.strategy,
                                          self.train_input.epoch(epoch, skip_batches=offset)):
-        self.kl_weight.assign(objectives.linear_kl_weight(
-            step, self.steps_per_epoch, config.kl_warmup_epochs, config.kl_start_weight))
+        self.kl_weight.assign(objectives.kl_weight(step, self.steps_per_epoch,
+                                                   self.total_steps, config))
         result = self.train_step(batch)
         step += 1
         self.step.assign(step)

@@ -7,6 +7,7 @@ Nothing else in the project spells a path inside a workdir. Layout:
   train/, validation/    TensorBoard event files (hparams session at the workdir root)
   eval/                  TensorBoard scalars of bin/evaluate.py
   metrics.json           final validation and test metrics
+  metrics.jsonl          every logged train and validation scalar, one JSON object a line
   eval_<split>.json|md   reports of bin/evaluate.py
   vocabulary.txt         text runs: the vocabulary, `word id` per line
   .worker<i>/            private checkpoints of non-chief workers (removed at the end)
@@ -27,6 +28,7 @@ from skip_vae_tf import vocabulary as vocab
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+SCALAR_LOG = "metrics.jsonl"
 VOCABULARY_FILE = "vocabulary.txt"
 CHECKPOINTS, BEST = "checkpoints", "best"
 TRAIN_LOGS, VALIDATION_LOGS, EVAL_LOGS = "train", "validation", "eval"
@@ -133,6 +135,28 @@ class Workdir:
     path = self.path / name
     atomic.write_text(path, text)
     return path
+
+  def append_scalars(self, split: str, step: int, scalars: dict) -> None:
+    """Appends {"split", "step", **scalars} as one line of metrics.jsonl (flushed at once:
+    a killed run loses at most a torn last line, which `read_scalar_log` skips)."""
+    line = json.dumps({"split": split, "step": step, **scalars})
+    with open(self.path / SCALAR_LOG, "a", encoding="utf-8") as log:
+      log.write(line + "\n")
+
+  def read_scalar_log(self) -> list[dict]:
+    """metrics.jsonl's records in step order, the last one of each (split, step) kept: a
+    resumed run logs again the steps after its checkpoint. [] when there is no log."""
+    path = self.path / SCALAR_LOG
+    if not path.is_file():
+      return []
+    records = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:  # The torn last line of a killed run.
+        continue
+      records[(record["split"], record["step"])] = record
+    return sorted(records.values(), key=lambda r: (r["step"], r["split"]))
 
   def write_vocabulary(self, vocabulary: vocab.Vocabulary) -> None:
     vocab.write_vocabulary_file(self.path / VOCABULARY_FILE, vocabulary)

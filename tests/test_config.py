@@ -1,10 +1,14 @@
 """Config defaults, the smoke shrink, overrides and one-line errors for impossible values."""
 
 import json
+import pathlib
+import re
 
 import pytest
 
 from skip_vae_tf import config as config_lib
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_image_defaults_match_the_official_code():
@@ -90,3 +94,42 @@ def test_a_saved_config_loads_over_todays_defaults():
   text = json.loads(config_lib.default_config("yahoo_small").to_json_best_effort())
   restored = config_lib.from_saved(text)
   assert config_lib.modality(restored) == "text" and restored.model.decoder_hidden == (1024,)
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("train.kl_schedule", "sawtooth", "unknown train.kl_schedule"),
+    ("train.free_bits_mode", "bits", "unknown train.free_bits_mode"),
+    ("train.free_bits", -1.0, "train.free_bits must be >= 0"),
+    ("train.beta", 0.0, "train.beta must be positive"),
+    ("train.kl_cycle_ratio", 0.0, "train.kl_cycle_ratio must be in (0, 1]"),
+    ("train.kl_cycles", 0, "train.kl_cycles must be an integer >= 1"),
+])
+def test_impossible_remedy_values_raise_config_error(path, value, message):
+  config = config_lib.image_config()
+  config_lib.apply_overrides(config, {path: value})
+  with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
+    config_lib.validate(config)
+
+
+def test_an_override_of_a_missing_field_names_it():
+  with pytest.raises(config_lib.ConfigError, match="no field train.bta"):
+    config_lib.apply_overrides(config_lib.image_config(), {"train.bta": 0.5})
+
+
+@pytest.mark.parametrize("body, message", [
+    ("def get_config(:\n", "SyntaxError"),
+    ("def get_config():\n  return undefined_name\n", "NameError"),
+    ("import no_such_module_here\n", "ModuleNotFoundError"),
+    ("def get_config():\n  return None\n", "returned NoneType"),
+])
+def test_a_broken_config_file_is_one_config_error(tmp_path, body, message):
+  path = tmp_path / "broken.py"
+  path.write_text(body)
+  with pytest.raises(config_lib.ConfigError, match=message) as raised:
+    config_lib.load_file(path)
+  assert "\n" not in str(raised.value)
+
+
+def test_load_file_passes_the_argument_after_the_colon():
+  config = config_lib.load_file("configs/savae.py:ptb", REPO_ROOT)
+  assert config.data.name == "ptb" and config.model.inference == "semi_amortized"

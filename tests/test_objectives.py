@@ -120,3 +120,58 @@ def test_plateau_schedule_halves_after_each_non_improving_validation():
   for improved in (True, False, True, False, False):
     lr, _ = objectives.learning_rate_after_validation(lr, improved, 1, False, train)
   assert lr == 0.3  # 1 -> 0.5 -> 0.3 (floor) -> 0.3.
+
+
+def _kl_terms(kl_per_dim):
+  kl_per_dim = tf.constant(kl_per_dim, tf.float32)
+  return {"kl_per_dim": kl_per_dim, "kl": tf.reduce_sum(kl_per_dim, axis=1),
+          "reconstruction_nll": tf.zeros([kl_per_dim.shape[0]])}
+
+
+def test_free_bits_per_dimension_is_the_hinge_of_the_minibatch_mean_kl():
+  # Minibatch means per dimension: 0.2 (under the floor 0.5), 1.5 (over), 0.5 (at it).
+  kl_per_dim = np.array([[0.1, 1.0, 0.4], [0.3, 2.0, 0.6]])
+  floor = 0.5
+  variable = tf.Variable(kl_per_dim, dtype=tf.float32)
+  with tf.GradientTape() as tape:
+    terms = _kl_terms(variable)
+    terms["kl_per_dim"] = variable
+    terms["kl"] = tf.reduce_sum(variable, axis=1)
+    loss = tf.reduce_mean(objectives.weighted_loss(terms, 1.0, free_bits=floor))
+  # By hand: sum_d max(floor, mean_b KL_bd) = 0.5 + 1.5 + 0.5.
+  np.testing.assert_allclose(loss.numpy(), 2.5, rtol=1e-6)
+  # Only the dimension above its floor gets a gradient (1/B per example).
+  np.testing.assert_allclose(tape.gradient(loss, variable).numpy(),
+                             [[0.0, 0.5, 0.0], [0.0, 0.5, 0.0]])
+
+
+def test_free_bits_total_hinges_the_whole_code_and_zero_is_the_plain_kl():
+  kl_per_dim = np.array([[0.1, 0.2], [0.3, 0.4]])  # Total KL per example 0.3 and 0.7.
+  terms = _kl_terms(kl_per_dim)
+  floor_above = objectives.kl_penalty(terms, free_bits=1.0, free_bits_mode="total")
+  np.testing.assert_allclose(floor_above.numpy(), [1.0, 1.0])  # mean 0.5 < 1: the floor.
+  floor_below = objectives.kl_penalty(terms, free_bits=0.25, free_bits_mode="total")
+  np.testing.assert_allclose(floor_below.numpy(), [0.3, 0.7], rtol=1e-6)
+  np.testing.assert_allclose(objectives.kl_penalty(terms).numpy(), [0.3, 0.7], rtol=1e-6)
+  weighted = objectives.weighted_loss(terms, 0.5, free_bits=1.0, free_bits_mode="total")
+  np.testing.assert_allclose(weighted.numpy(), [0.5, 0.5])
+
+
+def test_cyclical_schedule_follows_fu_et_al():
+  # 100 steps, 4 cycles of 25 steps, rising over the first half (12.5 steps) of each.
+  weights = [objectives.cyclical_kl_weight(t, 100, 4, 0.5) for t in range(100)]
+  np.testing.assert_allclose(weights[:3], [0.0, 0.08, 0.16])
+  assert weights[12] == pytest.approx(0.96) and weights[13] == 1.0 and weights[24] == 1.0
+  assert weights[25] == 0.0 and weights[50] == 0.0 and weights[75] == 0.0
+  assert max(weights) == 1.0 and min(weights) == 0.0
+
+
+def test_kl_weight_is_beta_times_the_chosen_schedule():
+  train = config_lib.image_config().train
+  train.beta = 0.25
+  assert objectives.kl_weight(5, 10, 100, train) == 0.25  # No warm-up: beta alone.
+  train.kl_warmup_epochs, train.kl_start_weight = 1.0, 0.0
+  assert objectives.kl_weight(4, 10, 100, train) == pytest.approx(0.25 * 0.5)
+  train.kl_schedule = "cyclical"
+  assert objectives.kl_weight(30, 10, 100, train) == pytest.approx(
+      0.25 * objectives.cyclical_kl_weight(30, 100, 4, 0.5))

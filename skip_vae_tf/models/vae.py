@@ -111,9 +111,10 @@ class VAE(keras.Model):
       terms.update({f"amortized_{name}": value for name, value in amortized.items()})
     return terms
 
-  def semi_amortized_gradients(self, x, kl_weight, loss_scale: float):
+  def semi_amortized_gradients(self, x, kl_weight, loss_scale: float,
+                               loss_fn=objectives.weighted_loss):
     """Training terms (as `call(x, training=True)`) and the gradients, aligned with
-    `trainable_variables`, of loss_scale * sum_b objectives.weighted_loss(terms)_b, for a
+    `trainable_variables`, of loss_scale * sum_b loss_fn(terms, kl_weight)_b, for a
     semi-amortized model with memory O(1) in the refinement steps: the forward pass keeps
     only each step's parameters; end to end, the backward pass walks the steps in reverse
     and recomputes each one's clipped gradient under a tape (exact second-order terms for
@@ -132,7 +133,7 @@ class VAE(keras.Model):
       tape.watch(params)
       posterior = encoders.diagonal_gaussian(*params)
       terms = self._terms_at(x, initial, posterior, first_terms, training=True)
-      loss = loss_scale * tf.reduce_sum(objectives.weighted_loss(terms, kl_weight))
+      loss = loss_scale * tf.reduce_sum(loss_fn(terms, kl_weight))
     *decoder_grads, adjoint_mean, adjoint_log_variance = _zeros_for_none(
         tape.gradient(loss, [*decoder_variables, *params]), [*decoder_variables, *params])
     encoder_variables = self.encoder.trainable_variables

@@ -1,0 +1,118 @@
+"""bin/study.py end to end on configs/studies/smoke_text.py (two models x two seeds of smoke
+PTB runs): shards,
+skipping finished runs, and a report whose numbers are the runs' own evaluations."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from skip_vae_tf import config as config_lib
+from skip_vae_tf.studies import runner
+from skip_vae_tf.studies import spec
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+SMOKE_STUDY = REPO_ROOT / "configs" / "studies" / "smoke_text.py"
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory, data_dir, cache_dir):
+  """(study, folder, stdout of the full run, eval mtimes of the first shard's runs)."""
+  folder = tmp_path_factory.mktemp("study")
+  study = spec.load(str(SMOKE_STUDY), REPO_ROOT)  # As a file path; the binary by name.
+  first_shard = spec.shard(study.runs(), 0, 2)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("SKIP_VAE_DATA_DIR", str(data_dir))
+    patch.setenv("SKIP_VAE_CACHE_DIR", str(cache_dir))
+    runner.run_runs(study, folder, first_shard)  # In process: half of the grid.
+    mtimes = {run.name: (runner.run_folder(folder, run) / runner.EVAL_FILE).stat().st_mtime_ns
+              for run in first_shard}
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bin" / "study.py"), "--study=smoke_text",
+         f"--folder={folder}"], capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ))
+  assert done.returncode == 0, done.stderr[-3000:]
+  return study, folder, done.stdout + done.stderr, mtimes
+
+
+def _evaluation(folder, name):
+  return json.loads((folder / "runs" / name / runner.EVAL_FILE).read_text())
+
+
+def test_a_second_invocation_skips_the_finished_runs(tiny_study):
+  study, folder, output, mtimes = tiny_study
+  assert [r.name for r in spec.shard(study.runs(), 0, 2)] == ["vae_seed0", "vae_seed1"]
+  for name, mtime in mtimes.items():
+    assert (folder / "runs" / name / runner.EVAL_FILE).stat().st_mtime_ns == mtime
+    assert f"{name}: finished before" in output
+  assert "skip_vae_seed1: done in" in output
+  assert f"Report: {folder / 'report.md'}" in output
+
+
+def test_report_numbers_are_the_runs_own_evaluations(tiny_study):
+  study, folder, _, _ = tiny_study
+  report = json.loads((folder / "report.json").read_text())
+  assert [g["group"] for g in report["groups"]] == ["vae", "skip_vae"]
+  for group in report["groups"]:
+    evaluations = [_evaluation(folder, f"{group['model']}_seed{s}") for s in (0, 1)]
+    for name in ("iw_nll", "negative_elbo", "kl", "mi_aggregate", "active_units_cov_ge_0.01"):
+      values = [e["metrics"][name] for e in evaluations]
+      assert group["metrics"][name]["values"] == values
+      assert group["metrics"][name]["mean"] == pytest.approx(np.mean(values))
+      assert group["metrics"][name]["std"] == pytest.approx(np.std(values, ddof=1))
+  (comparison,) = report["comparisons"]
+  assert (comparison["skip"], comparison["baseline"], comparison["seeds"]) == (
+      "skip_vae", "vae", [0, 1])
+  for name, spread in comparison["differences"].items():
+    assert spread["values"] == [_evaluation(folder, f"skip_vae_seed{s}")["metrics"][name]
+                                - _evaluation(folder, f"vae_seed{s}")["metrics"][name]
+                                for s in (0, 1)]
+  markdown = (folder / "report.md").read_text()
+  iw = report["groups"][0]["metrics"]["iw_nll"]
+  assert f"{iw['mean']:.3f} ± {iw['std']:.3f}" in markdown
+  assert "| skip_vae - vae | 2 |" in markdown and "![curves.png](curves.png)" in markdown
+  assert "| test sentence | greedy decode from its posterior mean |" in markdown
+
+
+def test_the_study_leaves_figures_curves_and_tensorboard_runs(tiny_study):
+  _, folder, _, _ = tiny_study
+  for name in ("curves.png", "kl_per_dim.png"):
+    assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  for run in ("vae_seed0", "skip_vae_seed1"):
+    workdir = folder / "runs" / run
+    assert list((workdir / "validation").glob("events.out.tfevents.*"))
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in records} == {"train", "validation"}
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["model"]["skip"] == run.startswith("skip") and saved["seed"] == int(run[-1])
+
+
+def test_grid_names_shards_and_bad_studies(tmp_path):
+  study = spec.load("collapse_quick_text", REPO_ROOT)
+  names = [run.name for run in study.runs()]
+  assert names[:2] == ["vae_seed0", "skip_vae_seed0"] and len(names) == 6
+  shards = [spec.shard(study.runs(), i, 4) for i in range(4)]
+  assert sorted(r.name for s in shards for r in s) == sorted(names)
+  for bad in ("1/1", "2", "a/b", "-1/3"):
+    with pytest.raises(config_lib.ConfigError, match="--shard must be i/n"):
+      spec.parse_shard(bad)
+  with pytest.raises(config_lib.ConfigError, match="no study 'nope'"):
+    spec.load("nope", REPO_ROOT)
+  bad_models = tmp_path / "bad.py"
+  bad_models.write_text(SMOKE_STUDY.read_text().replace('("vae", "skip_vae")',
+                                                         '("vae", "svae")'))
+  with pytest.raises(config_lib.ConfigError, match="models must be some of"):
+    spec.load(str(bad_models), REPO_ROOT)
+
+
+def test_every_shipped_study_builds_valid_run_configs():
+  for path in sorted((REPO_ROOT / "configs" / "studies").glob("*.py")):
+    study = spec.load(path.stem, REPO_ROOT)
+    for run in study.runs():
+      config = study.run_config(run)  # Validated by config.resolve.
+      assert config.seed == run.seed and config.model.skip == run.model.startswith("skip")
