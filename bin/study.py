@@ -49,14 +49,13 @@ def study() -> str:
         [(index + count * j, count * parallel) for j in range(parallel)])
   else:
     runner.run_runs(chosen, folder, runs)
-  pending = [r.name for r in chosen.runs()
-             if not (runner.is_trained(folder, r) and runner.is_evaluated(chosen, folder, r))]
+  if not _REPORT.value:
+    return f"Shard {index}/{count} done"
+  pending = runner.pending_runs(chosen, folder)
   if pending:
     return (f"Shard {index}/{count} done; {len(pending)} runs of the study are not finished "
             f"yet ({', '.join(pending[:4])}{', ...' if len(pending) > 4 else ''}): the "
             "report is written once they are")
-  if not _REPORT.value:
-    return f"Shard {index}/{count} done"
   path = report.write(chosen, folder, figures.write_all)
   return f"Report: {path}; TensorBoard: tensorboard --logdir {folder / spec.RUNS_FOLDER}"
 

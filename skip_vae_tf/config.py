@@ -69,6 +69,12 @@ def _train_defaults() -> ml_collections.ConfigDict:
   # per latent dimension ('dimension') or for the whole code ('total'); 0 = off.
   train.free_bits = 0.0
   train.free_bits_mode = "dimension"
+  # Aggressive inference-network training (He et al. 2019, skip_vae_tf/aggressive.py):
+  # encoder-only updates to convergence (at most aggressive_max_steps, checked every
+  # aggressive_check_every) before each decoder-only update, until validation MI falls.
+  train.aggressive = False
+  train.aggressive_max_steps = 100
+  train.aggressive_check_every = 15
   train.log_every_steps = 100
   train.eval_every_epochs = 1
   train.checkpoint_every_steps = 1000
@@ -351,6 +357,9 @@ def _validate_remedies(train: ml_collections.ConfigDict) -> None:
            f"train.beta must be positive and finite, got {train.beta}")
   _require(math.isfinite(train.free_bits) and train.free_bits >= 0,
            f"train.free_bits must be >= 0 and finite, got {train.free_bits}")
+  for name in ("aggressive_max_steps", "aggressive_check_every"):
+    _require(isinstance(train[name], int) and train[name] >= 1,
+             f"train.{name} must be an integer >= 1, got {train[name]}")
 
 
 def resolve(config: ml_collections.ConfigDict, *, dataset: str | None = None,

@@ -35,11 +35,10 @@ def make_optimizer(train_config: ml_collections.ConfigDict) -> keras.optimizers.
   return keras.optimizers.Adam(train_config.learning_rate, epsilon=train_config.adam_epsilon)
 
 
-def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,
-                       kl_weight: tf.Variable, global_batch: int, clip_norm: float,
+def _replica_gradients(model: keras.Model, kl_weight: tf.Variable, global_batch: int,
                        jit_compile: bool, loss_fn: LossFn):
-  """A per-replica function x -> (term sums, minibatch MI, global grad norm, this
-  replica's share of the all-reduced clipped gradient)."""
+  """A per-replica function x -> (term sums, minibatch MI, global grad norm, the
+  all-reduced gradient)."""
 
   def terms_and_gradients(x):
     if model.refinement is not None and model.refinement.steps:
@@ -67,14 +66,37 @@ def _replica_gradients(model: keras.Model, strategy: tf.distribute.Strategy,
     sums, mutual_information, grads = local_gradients(x)
     context = tf.distribute.get_replica_context()
     grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-    grad_norm = tf.linalg.global_norm(grads)
-    clipped, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
-    # The optimizer sums gradients over replicas again: hand each replica its share.
-    replicas = strategy.num_replicas_in_sync
-    share = [g / replicas for g in clipped] if replicas > 1 else clipped
-    return sums, mutual_information, grad_norm, share
+    return sums, mutual_information, tf.linalg.global_norm(grads), grads
 
   return replica_gradients
+
+
+def make_apply_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    strategy: tf.distribute.Strategy, clip_norm: float,
+                    variables: list | None = None):
+  """apply_step(grads), a tf.function: the all-reduced gradients (aligned with the model's
+  trainable variables) of `variables` (default all of them), clipped by their global
+  norm, applied by `optimizer` to those variables alone (He et al.'s encoder-only and
+  decoder-only updates take a subset)."""
+  trainable = model.trainable_variables
+  chosen = trainable if variables is None else variables
+  indices = [next(i for i, v in enumerate(trainable) if v is w) for w in chosen]
+  replicas = strategy.num_replicas_in_sync
+
+  def replica_apply(grads):
+    clipped, _ = tf.clip_by_global_norm([grads[i] for i in indices], clip_norm)
+    # The optimizer sums gradients over replicas again: hand each replica its share.
+    share = [g / replicas for g in clipped] if replicas > 1 else clipped
+    # tf.identity places each gradient on the replica's device: with one replica per
+    # worker (MultiWorkerMirroredStrategy) they arrive as plain tensors without one, and
+    # the optimizer's all-reduce needs a destination.
+    optimizer.apply_gradients(zip([tf.identity(t) for t in share], chosen))
+
+  @tf.function
+  def apply_step(grads):
+    strategy.run(replica_apply, args=(grads,))
+
+  return apply_step
 
 
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
@@ -87,34 +109,25 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
   gradient_step(x) -> (stats, grads): mean loss terms over the global batch (nats per
   example; for text also the mean `num_tokens` per sentence), the He et al. minibatch MI
   of each replica's batch (averaged over replicas), the global gradient norm before
-  clipping, whether it is finite, and each replica's share of the all-reduced, clipped
-  gradient. apply_step(grads) applies the optimizer.
+  clipping, whether it is finite, and the all-reduced gradient (per replica).
+  apply_step(grads) clips and applies it (`make_apply_step`).
   """
-  replica_gradients = _replica_gradients(model, strategy, kl_weight, global_batch,
-                                         clip_norm, jit_compile, loss_fn)
+  replica_gradients = _replica_gradients(model, kl_weight, global_batch, jit_compile, loss_fn)
 
   # Text batches come in one shape per length bucket: trace once for all of them (XLA
   # still compiles the local gradients once per shape).
   @tf.function(reduce_retracing=True)
   def gradient_step(x):
-    sums, mutual_information, grad_norm, share = strategy.run(replica_gradients, args=(x,))
+    sums, mutual_information, grad_norm, grads = strategy.run(replica_gradients, args=(x,))
     stats = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
              / global_batch for name, value in sums.items()}
     mean = lambda value: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
     stats["mi_minibatch_he2019"] = mean(mutual_information)
     stats["grad_norm"] = mean(grad_norm)
     stats["finite"] = tf.math.is_finite(stats["grad_norm"])
-    return stats, share
+    return stats, grads
 
-  @tf.function
-  def apply_step(share):
-    # tf.identity places each gradient on the replica's device: with one replica per
-    # worker (MultiWorkerMirroredStrategy) they arrive as plain tensors without one, and
-    # the optimizer's all-reduce needs a destination.
-    strategy.run(lambda g: optimizer.apply_gradients(
-        zip([tf.identity(t) for t in g], model.trainable_variables)), args=(share,))
-
-  return gradient_step, apply_step
+  return gradient_step, make_apply_step(model, optimizer, strategy, clip_norm)
 
 
 def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy, jit_compile: bool):

@@ -22,6 +22,8 @@ SCALAR_DESCRIPTIONS = {
     "kl_weight": "weight of the KL term in the training loss (train.beta x the "
                  "linear warm-up or cyclical schedule)",
     "grad_norm": "global gradient norm before clipping",
+    "encoder_updates": "aggressive training (He et al. 2019): encoder-only updates before "
+                       "each decoder update",
     "examples_per_sec": "training throughput since the previous log line (compilation excluded)",
     "tokens_per_sec": "training throughput in predicted tokens (words and </s>) per second",
     "learning_rate": "optimizer learning rate (decayed when validation stops improving)",

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from skip_vae_tf import aggressive
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import distribute
 from skip_vae_tf import errors
@@ -31,6 +32,11 @@ from skip_vae_tf import stop_signals
 from skip_vae_tf import summaries
 from skip_vae_tf import tasks
 from skip_vae_tf import workdir as workdir_lib
+
+
+# The encoder's fresh batches in aggressive training come from these epochs of the shuffled
+# training stream, so that they differ from the steps' own batches.
+_ENCODER_BATCHES_EPOCH_OFFSET = 1_000_000
 
 
 class NonFiniteLossError(errors.SkipVaeError):
@@ -106,11 +112,14 @@ class Trainer:
       self.best_validation = tf.Variable(math.inf, trainable=False, name="best_validation")
       self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
       self.lr_decaying = tf.Variable(False, trainable=False, name="lr_decaying")
-    self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                          step=self.step, kl_weight=self.kl_weight,
-                                          best_validation=self.best_validation,
-                                          skipped_steps=self.skipped_steps,
-                                          lr_decaying=self.lr_decaying)
+    state = dict(model=self.model, optimizer=self.optimizer, step=self.step,
+                 kl_weight=self.kl_weight, best_validation=self.best_validation,
+                 skipped_steps=self.skipped_steps, lr_decaying=self.lr_decaying)
+    if config.train.aggressive:
+      with self.strategy.scope():
+        state["aggressive"] = self.aggressive = tf.Variable(True, trainable=False)
+        state["aggressive_mi"] = self.aggressive_mi = tf.Variable(-math.inf, trainable=False)
+    self.checkpoint = tf.train.Checkpoint(**state)
     write_dir = self.workdir.path
     if not self.is_chief:
       write_dir = self.workdir.clear_worker_dir(distribute.task_id(self.strategy))
@@ -124,6 +133,8 @@ class Trainer:
         self.model, self.optimizer, self.strategy, self.kl_weight, self.global_batch_size,
         config.train.grad_clip_norm, config.train.jit_compile,
         objectives.loss_for_config(config.train))
+    if config.train.aggressive:
+      self._make_aggressive_steps()
     self._moving_statistics = [v for v in self.model.non_trainable_variables
                                if v.dtype in ("float32", "float64")]
     self.evaluator = evaluators.PosteriorEvaluator(
@@ -132,8 +143,50 @@ class Trainer:
     self._reconstruct_and_sample = tf.function(self.model.reconstruct_and_sample)
     self._consecutive_nonfinite = 0
 
-  def train_step(self, batch) -> dict[str, tf.Tensor]:
+  def _make_aggressive_steps(self) -> None:
+    """Encoder-only and decoder-only updates, and fresh batches for the encoder's (He et
+    al.: the same optimizer for both here, whose step count counts both; their code keeps
+    one per network, which only matters for Adam's bias correction)."""
+    encoder = self.model.encoder.trainable_variables
+    rest = [v for v in self.model.trainable_variables if not any(v is e for e in encoder)]
+    self._apply_encoder, self._apply_decoder = (
+        steps.make_apply_step(self.model, self.optimizer, self.strategy,
+                              self.config.train.grad_clip_norm, variables)
+        for variables in (encoder, rest))
+
+    def fresh_batches():
+      epoch = _ENCODER_BATCHES_EPOCH_OFFSET
+      while True:
+        yield from distribute.distribute(self.strategy, self.train_input.epoch(epoch))
+        epoch += 1
+    self._encoder_batches = fresh_batches()
+
+  def _encoder_update(self) -> float:
+    """One encoder-only update on a fresh batch; its training loss (nats per example)."""
+    stats = self.train_step(next(self._encoder_batches), self._apply_encoder)
+    return float(stats["reconstruction_nll"] + self.kl_weight * stats["kl"])
+
+  def _aggressive_step(self, batch) -> dict[str, tf.Tensor]:
+    """Encoder updates to convergence, then a decoder-only step on `batch`; the stats of
+    the latter, with `encoder_updates` (how many the encoder took)."""
+    updates = aggressive.encoder_updates(self._encoder_update,
+                                         self.config.train.aggressive_max_steps,
+                                         self.config.train.aggressive_check_every)
+    result = self.train_step(batch, self._apply_decoder)
+    return {**result, "encoder_updates": tf.constant(float(updates))}
+
+  def _update_aggressive(self, mutual_information: float, step: int) -> None:
+    previous = float(self.aggressive_mi.numpy())
+    if not aggressive.still_aggressive(mutual_information, previous):
+      self.aggressive.assign(False)
+      logging.info("aggressive training ends at step %d: validation mi_aggregate %.4f is "
+                   "below the previous %.4f; joint updates from now on", step,
+                   mutual_information, previous)
+    self.aggressive_mi.assign(mutual_information)
+
+  def train_step(self, batch, apply_step=None) -> dict[str, tf.Tensor]:
     """One step on a distributed global batch; the update is skipped if not finite.
+    `apply_step` (default: all variables) applies the gradients.
 
     Returns the mean negative ELBO, reconstruction NLL and KL over the batch (nats per
     example), the minibatch MI estimate, the gradient norm before clipping, and `finite`.
@@ -145,7 +198,7 @@ class Trainer:
     statistics = [tf.identity(v.value) for v in self._moving_statistics]
     stats, grads = self._gradient_step(batch)
     if bool(stats["finite"]):
-      self._apply_step(grads)
+      (apply_step or self._apply_step)(grads)
     else:
       self.skipped_steps.assign_add(1)
       for variable, value in zip(self._moving_statistics, statistics):
@@ -171,6 +224,8 @@ class Trainer:
     scalars, kl_per_dim = self.evaluate("validation")
     summaries.write_scalars(self.validation_writer, scalars, step)
     summaries.write_kl_per_dim(self.validation_writer, kl_per_dim, step)
+    if self.config.train.aggressive and bool(self.aggressive.numpy()):
+      self._update_aggressive(scalars["mi_aggregate"], step)
     if self.is_chief:
       self.workdir.append_scalars("validation", step,
                                   {**scalars, "kl_per_dim": kl_per_dim.tolist()})
@@ -301,7 +356,10 @@ class Trainer:
                                          self.train_input.epoch(epoch, skip_batches=offset)):
         self.kl_weight.assign(objectives.kl_weight(step, self.steps_per_epoch,
                                                    self.total_steps, config))
-        result = self.train_step(batch)
+        if config.aggressive and bool(self.aggressive.numpy()):
+          result = self._aggressive_step(batch)
+        else:
+          result = self.train_step(batch)
         step += 1
         self.step.assign(step)
         stats = {k: float(v) for k, v in result.items() if k != "finite"}

@@ -8,20 +8,12 @@ Budget: 4 runs of 4 steps, test metrics on 64 sentences with K=3: about a minute
 2-core CPU.
 """
 
-import ml_collections
+from skip_vae_tf.studies import spec
 
 
 def get_config():
-  config = ml_collections.ConfigDict()
-  config.name = "smoke_text"
-  config.base = "configs/ptb.py"
-  config.smoke = True
-  config.overrides = ml_collections.ConfigDict(
-      {"train": {"epochs": 1, "jit_compile": False}, "data": {"max_train_examples": 128}})
-  config.models = ("vae", "skip_vae")
-  config.seeds = (0, 1)
-  config.knob = ""
-  config.knob_values = ()
-  config.evaluation = ml_collections.ConfigDict(
-      {"iw_samples": 3, "max_examples": 64, "num_samples": 2})
-  return config
+  return spec.study_config(
+      "smoke_text", "configs/ptb.py", models=("vae", "skip_vae"), seeds=(0, 1), smoke=True,
+      overrides={"train": {"epochs": 1, "jit_compile": False},
+                 "data": {"max_train_examples": 128}},
+      iw_samples=3, max_examples=64, num_samples=2)

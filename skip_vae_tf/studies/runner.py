@@ -4,10 +4,12 @@ Each run is an ordinary training workdir (STUDY_FOLDER/runs/<name>): a run with
 metrics.json has finished training, one with an eval_test.json of the study's K has been
 evaluated; anything else is (re)started, and training resumes from its last checkpoint, so
 killing a study loses at most a checkpoint interval. `--shard=i/n` takes every n-th run;
-`--parallel=N` starts N child processes, each with a shard of this one's runs.
+`--parallel=N` starts N child processes, each with a shard of this one's runs (and, on a
+machine with GPUs, one GPU).
 """
 
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -16,6 +18,7 @@ import time
 
 from absl import logging
 import keras
+import tensorflow as tf
 
 from skip_vae_tf import atomic
 from skip_vae_tf import errors
@@ -51,6 +54,12 @@ def is_evaluated(study: spec_lib.Study, folder: pathlib.Path, run: spec_lib.Run)
   return (result.get("iw_samples") == study.evaluation.iw_samples
           and len(result.get("samples", {}).get("originals", ()))
           == study.evaluation.num_samples)
+
+
+def pending_runs(study: spec_lib.Study, folder: pathlib.Path) -> list[str]:
+  """Names of the study's runs not yet trained and evaluated (by any shard)."""
+  return [run.name for run in study.runs()
+          if not (is_trained(folder, run) and is_evaluated(study, folder, run))]
 
 
 def _record_study(study: spec_lib.Study, folder: pathlib.Path) -> None:
@@ -120,13 +129,25 @@ def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Ru
                      "the same command to retry them (finished runs are kept)")
 
 
+def _child_environment(child: int) -> dict[str, str]:
+  """The environment of child number `child`: on a machine with GPUs, one GPU each (round
+  robin, through CUDA_VISIBLE_DEVICES); on CPUs, the parent's."""
+  environment = dict(os.environ)
+  gpus = len(tf.config.list_physical_devices("GPU"))
+  if gpus:
+    environment["CUDA_VISIBLE_DEVICES"] = str(child % gpus)
+  return environment
+
+
 def run_in_children(argv_of_shard, shards: list[tuple[int, int]]) -> None:
-  """Starts one `bin/study.py` child per shard ((index, count)), waits for all; Ctrl-C
-  (or SIGTERM) is passed on, and every child checkpoints and stops.
+  """Starts one `bin/study.py` child per shard ((index, count)), each on its own GPU where
+  there are GPUs, and waits for all; Ctrl-C (or SIGTERM) is passed on, and every child
+  checkpoints and stops.
 
   `argv_of_shard(index, count)` is a child's command line.
   """
-  children = [subprocess.Popen(argv_of_shard(i, n)) for i, n in shards]
+  children = [subprocess.Popen(argv_of_shard(i, n), env=_child_environment(child))
+              for child, (i, n) in enumerate(shards)]
 
   def forward(signal_number, _):
     for child in children:

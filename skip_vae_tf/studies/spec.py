@@ -33,6 +33,24 @@ SKIP_PAIRS = (("skip_vae", "vae"), ("skip_sa_vae", "sa_vae"))
 RUNS_FOLDER = "runs"
 
 
+def study_config(name: str, base: str, models: tuple[str, ...], seeds: tuple[int, ...],
+                 overrides: dict | None = None, knob: str = "", knob_values: tuple = (),
+                 knob_labels: tuple[str, ...] = (), iw_samples: int = 500,
+                 max_examples: int = 0, num_samples: int = 8,
+                 smoke: bool = False) -> ml_collections.ConfigDict:
+  """A study config (the fields of this module's docstring); `overrides` is nested
+  ({'train': {'epochs': 3}})."""
+  config = ml_collections.ConfigDict()
+  config.name, config.base, config.smoke = name, base, smoke
+  config.overrides = ml_collections.ConfigDict(overrides or {})
+  config.models, config.seeds = tuple(models), tuple(seeds)
+  config.knob, config.knob_values, config.knob_labels = knob, tuple(knob_values), tuple(
+      knob_labels)
+  config.evaluation = ml_collections.ConfigDict(
+      {"iw_samples": iw_samples, "max_examples": max_examples, "num_samples": num_samples})
+  return config
+
+
 def flatten(section: ml_collections.ConfigDict, prefix: str = "") -> dict:
   """{'train.epochs': 4, ...} from a nested ConfigDict."""
   flat = {}
