@@ -77,6 +77,14 @@ def _train_defaults() -> ml_collections.ConfigDict:
   train.aggressive_check_every = 15
   train.log_every_steps = 100
   train.eval_every_epochs = 1
+  # A cheap look inside an epoch: every check_every_steps (0 = never) the KL, MI and active
+  # units of the first check_examples validation examples (TensorBoard run
+  # 'validation_subset'), and images or sentences every check_images_every_steps (0 = only
+  # at validation). Evaluation draws advance the model's noise stream, so runs with other
+  # check settings see other (equally distributed) noise.
+  train.check_every_steps = 200
+  train.check_examples = 500
+  train.check_images_every_steps = 1000
   train.checkpoint_every_steps = 1000
   train.checkpoints_to_keep = 3
   # Validation examples shown in TensorBoard with their reconstructions, and prior samples.
@@ -192,6 +200,12 @@ def default_config(dataset: str) -> ml_collections.ConfigDict:
   return config
 
 
+def model_name(config: ml_collections.ConfigDict) -> str:
+  """'vae', 'skip_vae', 'sa_vae' or 'skip_sa_vae': the paper's name of the config's model."""
+  return (("skip_" if config.model.skip else "")
+          + ("sa_vae" if config.model.inference == "semi_amortized" else "vae"))
+
+
 def modality(config: ml_collections.ConfigDict) -> str:
   """'text' for the text corpora, else 'image' (`skip_vae_tf.tasks` keys on it)."""
   return "text" if config.data.name in TEXT_DATASETS else "image"
@@ -205,6 +219,8 @@ def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   train.max_steps = 0
   train.log_every_steps = 4
   train.checkpoint_every_steps = 5
+  train.check_every_steps = 5
+  train.check_images_every_steps = 0
   train.num_logged_samples = 4
   return config
 
@@ -327,13 +343,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   positive.update((f"train.{name}", train[name]) for name in (
       "batch_size", "eval_batch_size", "mi_minibatch_size", "epochs", "learning_rate",
       "grad_clip_norm", "log_every_steps", "eval_every_epochs", "checkpoint_every_steps",
-      "checkpoints_to_keep", "max_consecutive_nonfinite"))
+      "checkpoints_to_keep", "max_consecutive_nonfinite", "check_examples"))
   for name, value in positive.items():
     _require(math.isfinite(value) and value > 0, f"{name} must be positive and finite, got {value}")
   non_negative = {f"data.{name}": config.data[name] for name in (
       "max_train_examples", "max_eval_examples", "validation_size")}
   non_negative.update((f"train.{name}", train[name]) for name in (
       "max_steps", "kl_warmup_epochs", "num_logged_samples", "min_learning_rate",
+      "check_every_steps", "check_images_every_steps",
       "lr_decay_start_epoch", "lr_stop_below"))
   for name, value in non_negative.items():
     _require(math.isfinite(value) and value >= 0, f"{name} must be >= 0 and finite, got {value}")

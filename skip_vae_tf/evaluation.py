@@ -14,6 +14,7 @@ import ml_collections
 import tensorflow as tf
 
 from skip_vae_tf import evaluators
+from skip_vae_tf import metrics
 from skip_vae_tf import tasks
 from skip_vae_tf import workdir as workdir_lib
 from skip_vae_tf.models import vae as vae_lib
@@ -21,14 +22,16 @@ from skip_vae_tf.models import vae as vae_lib
 
 def restore_model(workdir: workdir_lib.Workdir, checkpoint: str) -> tuple[
     ml_collections.ConfigDict, tasks.Task, vae_lib.VAE, str]:
-  """(config, task, model, checkpoint path) of a run, with its 'best' or 'latest' weights."""
+  """(config, task, model, checkpoint path) of a run, with its 'best' or 'latest' weights
+  (the newest intact 'latest' one when newer ones are damaged)."""
   config = workdir.load_config()
-  path = workdir.checkpoint_path(checkpoint)
+  workdir.checkpoint_path(checkpoint)  # A WorkdirError naming the folder when there is none.
   task = tasks.for_config(config)
   task.restore_run_files(workdir, config)
   model = task.build_model(config.model)
-  workdir_lib.restore(tf.train.Checkpoint(model=model), path,
-                      workdir / workdir_lib.CONFIG_FILE, partial=True)
+  path = workdir_lib.restore_newest_intact(
+      tf.train.Checkpoint(model=model), workdir.checkpoint_folder(checkpoint),
+      workdir / workdir_lib.CONFIG_FILE, partial=True)
   return config, task, model, path
 
 
@@ -87,7 +90,7 @@ def markdown_table(result: dict) -> str:
            "| metric | value |", "|---|---|"]
   lines += [f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
             for name, value in result["metrics"].items()]
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + ["", metrics.MI_NOTE]) + "\n"
 
 
 def _write_reports(run: workdir_lib.Workdir, split: str, result: dict) -> None:

@@ -34,8 +34,10 @@ def in_stored_order(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
 
 def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
                    tile_size: int = 2048) -> Iterator[tuple[str, float | np.ndarray]]:
-  """Means over the whole set (nats per example), MI under both protocols, active units
-  under both conventions, and `kl_per_dim`, the (D,) mean KL of each dimension.
+  """Means over the whole set (nats per example), MI under both protocols with their
+  standard errors (`*_stderr`: over examples for the aggregate form, over minibatch
+  estimates for He et al.'s, given from two minibatches on), active units under both conventions,
+  and `kl_per_dim`, the (D,) mean KL of each dimension.
 
   `minibatch_size` is the minibatch of the He et al. MI protocol.
   """
@@ -44,9 +46,14 @@ def latent_metrics(outputs: dict[str, np.ndarray], minibatch_size: int,
       yield key, float(np.mean(outputs[key], dtype=np.float64))
   mean, log_variance, z = (tf.constant(outputs[k]) for k in
                            ("posterior_mean", "posterior_log_variance", "z"))
-  yield "mi_aggregate", metrics.mutual_information(mean, log_variance, z, tile_size)
-  yield "mi_minibatch_he2019", metrics.mean_minibatch_mutual_information(
-      mean, log_variance, z, minibatch_size)
+  terms = metrics.mutual_information_terms(mean, log_variance, z, tile_size).numpy()
+  yield "mi_aggregate", float(np.mean(terms))
+  yield "mi_aggregate_stderr", metrics.standard_error(terms)
+  estimates, sizes = metrics.minibatch_mutual_information_estimates(mean, log_variance, z,
+                                                                     minibatch_size)
+  yield "mi_minibatch_he2019", float(np.sum(estimates * sizes) / np.sum(sizes))
+  if len(estimates) > 1:
+    yield "mi_minibatch_he2019_stderr", metrics.standard_error(estimates)
   yield "active_units_cov_ge_0.01", metrics.active_units(mean, 0.01)
   yield "active_units_cov_gt_0.02", metrics.active_units(mean, 0.02, strict=True)
   if "kl_per_dim" in outputs:
@@ -63,6 +70,10 @@ def amortized_metrics(outputs: dict[str, np.ndarray], minibatch_size: int
     yield prefix + name, value
   yield "amortization_gap", float(np.mean(amortized["negative_elbo"], dtype=np.float64)
                                   - np.mean(outputs["negative_elbo"], dtype=np.float64))
+
+
+# Seconds between the progress lines of a long posterior pass.
+_PROGRESS_SECONDS = 30.0
 
 
 class PosteriorEvaluator:
@@ -90,17 +101,36 @@ class PosteriorEvaluator:
   def outputs(self, data, split: str) -> dict[str, np.ndarray]:
     """Per-example OUTPUT_KEYS over all N examples of `split`: {key: (N, ...)} arrays, in
     the split's stored order whatever order the batches visit them in."""
-    dataset = distribute.distribute(self.strategy,
-                                    data.evaluation_batches(split, self.batch_size))
-    parts: dict[str, list[np.ndarray]] = {}
-    for batch in dataset:
-      for key, value in self._step(batch).items():
-        parts.setdefault(key, []).append(value.numpy())
-    evaluated, expected = sum(len(p) for p in parts["negative_elbo"]), data.num_examples(split)
+    expected = data.num_examples(split)
+    outputs = self._gather(data.evaluation_batches(split, self.batch_size),
+                           f"posterior pass over {split}", expected)
+    evaluated = len(outputs["negative_elbo"])
     if evaluated != expected:
       raise AssertionError(f"evaluated {evaluated} of {expected} examples")
     order = data.evaluation_order(split)
-    return {key: in_stored_order(np.concatenate(value), order) for key, value in parts.items()}
+    return {key: in_stored_order(value, order) for key, value in outputs.items()}
+
+  def _gather(self, batches: tf.data.Dataset, label: str = "",
+              total: int = 0) -> dict[str, np.ndarray]:
+    """Per-example outputs of the eval step over `batches`, in batch order; with a
+    `label`, a progress line every _PROGRESS_SECONDS (of `total` examples)."""
+    parts: dict[str, list[np.ndarray]] = {}
+    start = last_line = time.time()
+    for batch in distribute.distribute(self.strategy, batches):
+      for key, value in self._step(batch).items():
+        parts.setdefault(key, []).append(value.numpy())
+      if label and time.time() - last_line > _PROGRESS_SECONDS:
+        last_line, done = time.time(), sum(len(p) for p in parts["negative_elbo"])
+        rate = done / (last_line - start)
+        logging.info("%s: %d/%d examples, %.1f examples/s, ETA %.0fs", label, done, total,
+                     rate, (total - done) / rate)
+    return {key: np.concatenate(value) for key, value in parts.items()}
+
+  def run_on_examples(self, x: np.ndarray) -> Iterator[tuple[str, float | np.ndarray]]:
+    """`latent_metrics` of the model inputs `x` (N, ...): e.g. the fixed validation
+    subset of training's periodic check."""
+    batches = tf.data.Dataset.from_tensor_slices(x).batch(self.batch_size)
+    yield from latent_metrics(self._gather(batches), self.mi_minibatch_size)
 
   def run(self, data, split: str) -> Iterator[tuple[str, float | np.ndarray]]:
     outputs = self.outputs(data, split)

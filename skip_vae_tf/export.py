@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 
 from absl import logging
 import numpy as np
@@ -91,6 +92,34 @@ def verify(path: pathlib.Path, signatures: serving.Signatures) -> None:
       _compare(name, key, value.numpy(), actual[key].numpy())
 
 
+_STAGING_PREFIX = ".export-"
+
+
+def _is_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # Alive, another user's.
+    return True
+  return True
+
+
+def remove_stale_staging(export_path: pathlib.Path) -> list[pathlib.Path]:
+  """Removes the hidden staging folders (.export-<host>-<pid>-<time>) that exports killed
+  on this host left behind (their process is gone); returns them. Those of live exports,
+  and of other hosts sharing the folder, are left alone."""
+  removed = []
+  host = socket.gethostname()
+  for folder in export_path.glob(f"{_STAGING_PREFIX}*"):
+    owner, _, rest = folder.name[len(_STAGING_PREFIX):].rpartition("-")[0].rpartition("-")
+    if owner == host and rest.isdigit() and not _is_alive(int(rest)):
+      logging.warning("removing %s, left by an export that was killed", folder)
+      shutil.rmtree(folder, ignore_errors=True)
+      removed.append(folder)
+  return removed
+
+
 def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_samples: int = 10,
                score_seed: int = 0, check: bool = True) -> pathlib.Path:
   """Exports the 'best' or 'latest' weights of the run in `workdir` as the next version
@@ -107,11 +136,12 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
   """
   run, export_path = workdir_lib.Workdir(workdir), pathlib.Path(export_dir)
   config, task, model, checkpoint_path = evaluation.restore_model(run, checkpoint)
-  task.restore_run_files(run, config)
   signatures = serving.Signatures(model, task, iw_samples, score_seed)
-  staging = export_path / f".export-{os.getpid()}-{datetime.datetime.now():%Y%m%d%H%M%S%f}"
+  staging = export_path / (f"{_STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+                           f"{datetime.datetime.now():%Y%m%d%H%M%S%f}")
   try:
     export_path.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(export_path)
     logging.info("Writing the SavedModel of %s to %s", checkpoint_path, staging)
     serving.export_archive(signatures).write_out(str(staging), verbose=False)
     info = {"workdir": str(run.path.resolve()), "checkpoint": checkpoint_path,

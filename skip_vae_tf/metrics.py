@@ -24,10 +24,17 @@ z_i ~ q(z|x_i) each:
 import math
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfd = tfp.distributions
+
+
+# Said wherever MI estimates are printed: why they can look odd.
+MI_NOTE = ("MI is a Monte Carlo estimate: bounded above by log N (N evaluated examples), it "
+           "can come out slightly negative, or above the KL, when the true value is near 0; "
+           "*_stderr is its standard error; definitions in docs/metrics.md.")
 
 
 def gaussian_log_density(z: tf.Tensor, mean: tf.Tensor, log_variance: tf.Tensor) -> tf.Tensor:
@@ -87,6 +94,15 @@ def log_standard_normal(z: tf.Tensor) -> tf.Tensor:
   return -0.5 * (dim * math.log(2.0 * math.pi) + tf.reduce_sum(z ** 2, axis=1))
 
 
+def mutual_information_terms(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
+                             tile_size: int = 2048) -> tf.Tensor:
+  """(N,) float64 per-example terms KL(q(z|x_i)||p) - [log q_agg(z_i) - log p(z_i)] whose
+  mean is `mutual_information`. Args as there."""
+  log_q = log_aggregate_posterior(z, mean, log_variance, tile_size)
+  return (tf.cast(kl_to_standard_normal(mean, log_variance), tf.float64)
+          - (log_q - log_standard_normal(z)))
+
+
 def mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
                        tile_size: int = 2048) -> float:
   """I_q(x; z) with q(z) the aggregate posterior of all N examples, the official Skip-VAE
@@ -97,9 +113,16 @@ def mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
     z: (N, D), z_i ~ q(z|x_i).
     tile_size: tile edge for the O(N^2) aggregate density.
   """
-  log_q = log_aggregate_posterior(z, mean, log_variance, tile_size)
-  aggregate_kl = tf.reduce_mean(log_q - log_standard_normal(z))
-  return float(tf.reduce_mean(kl_to_standard_normal(mean, log_variance)) - aggregate_kl)
+  return float(tf.reduce_mean(mutual_information_terms(mean, log_variance, z, tile_size)))
+
+
+def standard_error(terms) -> float:
+  """The standard error of the mean of `terms` (std with ddof=1 / sqrt(n)); for an MI
+  estimate, its Monte Carlo spread over the examples (q_agg held fixed); nan when n < 2."""
+  values = np.asarray(terms, np.float64)
+  if values.size < 2:
+    return math.nan
+  return float(np.std(values, ddof=1) / math.sqrt(values.size))
 
 
 def _minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor,
@@ -120,18 +143,26 @@ def minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor,
   return tf.cast(_minibatch_mutual_information(mean, log_variance, z), tf.float32)
 
 
+def minibatch_mutual_information_estimates(mean: tf.Tensor, log_variance: tf.Tensor,
+                                           z: tf.Tensor, batch_size: int
+                                           ) -> tuple[np.ndarray, np.ndarray]:
+  """(estimates, sizes): He et al.'s minibatch estimate of each consecutive chunk of
+  `batch_size` rows (float64 nats) and the chunk's row count."""
+  total = int(mean.shape[0])
+  starts = range(0, total, batch_size)
+  estimates = [float(_minibatch_mutual_information(mean[i:i + batch_size],
+                                                   log_variance[i:i + batch_size],
+                                                   z[i:i + batch_size])) for i in starts]
+  return np.array(estimates), np.array([min(batch_size, total - i) for i in starts])
+
+
 def mean_minibatch_mutual_information(mean: tf.Tensor, log_variance: tf.Tensor, z: tf.Tensor,
                                       batch_size: int) -> float:
   """He et al.'s `calc_mi` over a set: the minibatch estimate of consecutive chunks of
   `batch_size` rows, averaged with weights equal to the chunk sizes (a partial last chunk
   counts for its rows); float64 nats."""
-  total, weighted = int(mean.shape[0]), 0.0
-  for i in range(0, total, batch_size):
-    rows = slice(i, i + batch_size)
-    size = min(batch_size, total - i)
-    weighted += size * float(_minibatch_mutual_information(mean[rows], log_variance[rows],
-                                                           z[rows]))
-  return weighted / total
+  estimates, sizes = minibatch_mutual_information_estimates(mean, log_variance, z, batch_size)
+  return float(np.sum(estimates * sizes) / np.sum(sizes))
 
 
 def posterior_mean_variance(mean: tf.Tensor) -> tf.Tensor:

@@ -11,8 +11,9 @@ import time
 
 
 def is_time(step: int, every: int, last_step: int | None = None) -> bool:
-  """Whether something due every `every` steps (or at `last_step`) is due at `step`."""
-  return step % every == 0 or step == last_step
+  """Whether something due every `every` steps (never when 0; always at `last_step`) is
+  due at `step`."""
+  return (every > 0 and step % every == 0) or step == last_step
 
 
 def format_duration(seconds: float) -> str:

@@ -93,14 +93,21 @@ def write_text_samples(writer: tf.summary.SummaryWriter, originals: list[str],
   writer.flush()
 
 
-def write_run_info(writer: tf.summary.SummaryWriter, hparams: dict, text: dict[str, str]) -> None:
-  """The hparams session of this run, plus text entries (e.g. the data source)."""
+def write_run_info(writer: tf.summary.SummaryWriter, hparams: dict, text: dict[str, str],
+                   trial_id: str | None = None) -> None:
+  """The hparams session of this run, named `trial_id` in the HParams dashboard (the
+  workdir's name, e.g. 'skip_vae_seed1'; else a hash), plus text entries (e.g. the data
+  source). Boolean hparams (skip) get a {False, True} domain, so the dashboard shows them as
+  a column and a filter."""
+  def declared(name, value):
+    return hp.HParam(name, hp.Discrete([False, True]) if isinstance(value, bool) else None)
+
   with writer.as_default(step=0):
     hp.hparams_config(
-        hparams=[hp.HParam(name) for name in hparams],
+        hparams=[declared(name, value) for name, value in hparams.items()],
         metrics=[hp.Metric(tag, group="validation", display_name=f"validation {tag}")
                  for tag in VALIDATION_METRICS])
-    hp.hparams(hparams)
+    hp.hparams(hparams, trial_id=trial_id)
     for tag, value in text.items():
       tf.summary.text(tag, value)
   writer.flush()

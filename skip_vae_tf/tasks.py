@@ -287,7 +287,8 @@ _TASKS = {"image": ImageTask, "text": TextTask}
 def hparams(task: Task, config: ml_collections.ConfigDict) -> dict:
   """The run's knobs in TensorBoard's HParams dashboard (VAE and Skip-VAE side by side)."""
   model, train = config.model, config.train
-  return {"dataset": config.data.name, "skip": bool(model.skip),
+  return {"model": config_lib.model_name(config), "dataset": config.data.name,
+          "skip": bool(model.skip),
           "latent_dim": model.latent_dim, "encoder": model.encoder, "decoder": model.decoder,
           "batch_size": train.batch_size, "optimizer": train.optimizer,
           "learning_rate": train.learning_rate,

@@ -25,6 +25,7 @@ from skip_vae_tf import config as config_lib
 from skip_vae_tf import distribute
 from skip_vae_tf import errors
 from skip_vae_tf import evaluators
+from skip_vae_tf import metrics
 from skip_vae_tf import objectives
 from skip_vae_tf import progress
 from skip_vae_tf import steps
@@ -125,10 +126,11 @@ class Trainer:
       write_dir = self.workdir.clear_worker_dir(distribute.task_id(self.strategy))
     self.latest_manager, self.best_manager = workdir_lib.checkpoint_managers(
         self.checkpoint, write_dir, config.train.checkpoints_to_keep)
-    self.train_writer, self.validation_writer = (
+    self.train_writer, self.validation_writer, self.check_writer = (
         (tf.summary.create_file_writer(str(self.workdir / name)) if self.is_chief
          else tf.summary.create_noop_writer())
-        for name in (workdir_lib.TRAIN_LOGS, workdir_lib.VALIDATION_LOGS))
+        for name in (workdir_lib.TRAIN_LOGS, workdir_lib.VALIDATION_LOGS,
+                     workdir_lib.CHECK_LOGS))
     self._gradient_step, self._apply_step = steps.make_train_step(
         self.model, self.optimizer, self.strategy, self.kl_weight, self.global_batch_size,
         config.train.grad_clip_norm, config.train.jit_compile,
@@ -211,13 +213,31 @@ class Trainer:
 
   # ---- periodic work -----------------------------------------------------------------
 
-  def _log_samples(self, step: int) -> None:
+  def _log_samples(self, step: int, writer: tf.summary.SummaryWriter) -> None:
     count = self.config.train.num_logged_samples
     if not count:
       return
     decodes = tasks.summary_decodes(self._reconstruct_and_sample, self.data, "validation",
                                     count, self.config.seed)
-    self.task.write_samples(self.validation_writer, *decodes, step)
+    self.task.write_samples(writer, *decodes, step)
+
+  def _check(self, step: int) -> None:
+    """The periodic in-epoch check (train.check_every_steps): latent metrics of a fixed
+    validation subset, and images every train.check_images_every_steps."""
+    config = self.config.train
+    examples = self.data.first_examples("validation", config.check_examples)
+    results = dict(self.evaluator.run_on_examples(examples))
+    kl_per_dim = results.pop("kl_per_dim")
+    scalars = self.task.derived_scalars(results)
+    summaries.write_scalars(self.check_writer, scalars, step)
+    summaries.write_kl_per_dim(self.check_writer, kl_per_dim, step)
+    if progress.is_time(step, config.check_images_every_steps):
+      self._log_samples(step, self.check_writer)
+    if self.is_chief:
+      self.workdir.append_scalars(workdir_lib.CHECK_LOGS, step, scalars)
+    logging.info("check at step %d on %d validation examples: kl %.4g, mi_aggregate %.4g, "
+                 "active_units_cov_ge_0.01 %d", step, len(examples), scalars["kl"],
+                 scalars["mi_aggregate"], scalars["active_units_cov_ge_0.01"])
 
   def _validate(self, step: int) -> None:
     start = time.time()
@@ -229,7 +249,7 @@ class Trainer:
     if self.is_chief:
       self.workdir.append_scalars("validation", step,
                                   {**scalars, "kl_per_dim": kl_per_dim.tolist()})
-    self._log_samples(step)
+    self._log_samples(step, self.validation_writer)
     logging.info("validation at step %d: %s (%.1fs)", step,
                  ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
     improved = scalars["negative_elbo"] < float(self.best_validation.numpy())
@@ -288,6 +308,9 @@ class Trainer:
       # the previous checkpoint and validates again, as an uninterrupted run did.
       self._validate(step)
       window.exclude_from_rate()
+    elif progress.is_time(step, config.check_every_steps):
+      self._check(step)
+      window.exclude_from_rate()
     if validation_due or progress.is_time(step, config.checkpoint_every_steps):
       workdir_lib.save(self.latest_manager, step)
     if stop.requested:
@@ -301,11 +324,12 @@ class Trainer:
 
   def _restore(self) -> int:
     # Every worker resumes from the chief's checkpoints (the workdir is shared).
-    latest = tf.train.latest_checkpoint(str(self.workdir / workdir_lib.CHECKPOINTS))
+    latest = workdir_lib.restore_newest_intact(
+        self.checkpoint, self.workdir / workdir_lib.CHECKPOINTS,
+        self.workdir / workdir_lib.CONFIG_FILE)
     if latest is None:
       logging.info("Starting a new run in %s", self.workdir.path)
       return 0
-    workdir_lib.restore(self.checkpoint, latest, self.workdir / workdir_lib.CONFIG_FILE)
     step = int(self.step.numpy())
     logging.info("Resumed from step %d (epoch %d, checkpoint %s)", step,
                  step // self.steps_per_epoch + 1, latest)
@@ -345,6 +369,7 @@ class Trainer:
     if step == 0 and self.is_chief:
       self._write_run_info()
     logging.info("Data: %s", self.data.source)
+    logging.info(metrics.MI_NOTE)
     logging.info("%s: %d parameters; %d steps of batch %d (%d per epoch) on %d replica(s)",
                  self.model.name, self.model.count_params(), self.total_steps,
                  self.global_batch_size, self.steps_per_epoch,

@@ -5,6 +5,7 @@ Nothing else in the project spells a path inside a workdir. Layout:
   checkpoints/           latest checkpoints (tf.train.CheckpointManager, atomic writes)
   best/                  the checkpoint with the best validation negative ELBO
   train/, validation/    TensorBoard event files (hparams session at the workdir root)
+  validation_subset/     TensorBoard events of the periodic in-epoch check
   eval/                  TensorBoard scalars of bin/evaluate.py
   metrics.json           final validation and test metrics
   metrics.jsonl          every logged train and validation scalar, one JSON object a line
@@ -18,6 +19,7 @@ import os
 import pathlib
 import shutil
 
+from absl import logging
 import ml_collections
 import tensorflow as tf
 
@@ -32,6 +34,7 @@ SCALAR_LOG = "metrics.jsonl"
 VOCABULARY_FILE = "vocabulary.txt"
 CHECKPOINTS, BEST = "checkpoints", "best"
 TRAIN_LOGS, VALIDATION_LOGS, EVAL_LOGS = "train", "validation", "eval"
+CHECK_LOGS = "validation_subset"  # Training's periodic in-epoch check.
 # Config sections that define what a checkpoint holds; a resume must not change them.
 _CHECKPOINT_DEFINING = ("model", "data")
 # Where the data are looked for may change between a run and its resume or evaluation.
@@ -50,6 +53,10 @@ class CheckpointWriteError(errors.SkipVaeError):
   """A checkpoint could not be written (full disk, lost permissions); earlier ones are intact."""
 
 
+class CheckpointDamagedError(errors.SkipVaeError):
+  """A checkpoint's files are truncated or corrupt."""
+
+
 class CheckpointMismatchError(errors.SkipVaeError):
   """A run's checkpoint does not hold the variables its config.json describes."""
 
@@ -57,9 +64,8 @@ class CheckpointMismatchError(errors.SkipVaeError):
 def default_path(config: ml_collections.ConfigDict, smoke: bool) -> str:
   """runs/<dataset>_<vae|skip_vae|sa_vae|skip_sa_vae>[_smoke], relative to the current
   directory."""
-  model = (("skip_" if config.model.skip else "")
-           + ("sa_vae" if config.model.inference == "semi_amortized" else "vae"))
-  return os.path.join("runs", f"{config.data.name}_{model}{'_smoke' if smoke else ''}")
+  return os.path.join("runs", f"{config.data.name}_{config_lib.model_name(config)}"
+                              f"{'_smoke' if smoke else ''}")
 
 
 def checkpoint_step(path: str) -> int:
@@ -174,9 +180,13 @@ class Workdir:
                          f"match the model's vocab_size {expected_size}")
     return vocabulary
 
+  def checkpoint_folder(self, which: str) -> pathlib.Path:
+    """The folder of the 'best' or 'latest' checkpoints."""
+    return self.path / (BEST if which == "best" else CHECKPOINTS)
+
   def checkpoint_path(self, which: str) -> str:
     """The newest 'best' or 'latest' checkpoint, or a WorkdirError naming the folder."""
-    folder = self.path / (BEST if which == "best" else CHECKPOINTS)
+    folder = self.checkpoint_folder(which)
     path = tf.train.latest_checkpoint(str(folder))
     if path is None:
       hint = "; try --checkpoint=latest" if which == "best" else ""
@@ -214,6 +224,7 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, config_path: pathlib.Pat
   the checkpoint may hold more, e.g. the optimizer).
 
   Raises:
+    CheckpointDamagedError: a file of the checkpoint is truncated or corrupt.
     CheckpointMismatchError: a variable is missing or has another shape; one line naming
       the checkpoint, the config it should match, and the first difference.
   """
@@ -223,7 +234,41 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, config_path: pathlib.Pat
       status = status.expect_partial()
     status.assert_existing_objects_matched()
     return
+  except (IndexError, tf.errors.DataLossError) as error:
+    raise CheckpointDamagedError(
+        f"checkpoint {path} is damaged ({type(error).__name__}: "
+        f"{str(error).strip().splitlines()[0][:200]})") from error
   except (AssertionError, ValueError, tf.errors.OpError) as error:
     message = (f"checkpoint {path} does not hold the model that {config_path} describes "
                f"({str(error).strip().splitlines()[0][:300]})")
   raise CheckpointMismatchError(message)
+
+
+def restore_newest_intact(checkpoint: tf.train.Checkpoint, folder: pathlib.Path,
+                          config_path: pathlib.Path, partial: bool = False) -> str | None:
+  """Restores the newest checkpoint of `folder` (a CheckpointManager's) that is intact,
+  warning about each damaged newer one (a truncated data file, a garbled index); returns
+  its path, None when the folder holds none.
+
+  Raises:
+    CheckpointDamagedError: every checkpoint of the folder is damaged.
+    CheckpointMismatchError: as `restore`.
+  """
+  state = tf.train.get_checkpoint_state(str(folder))
+  if state is None:
+    return None
+  paths = list(dict.fromkeys([state.model_checkpoint_path,
+                              *reversed(state.all_model_checkpoint_paths)]))
+  damaged = []
+  for path in paths:
+    try:
+      restore(checkpoint, path, config_path, partial)
+    except CheckpointDamagedError as error:
+      logging.warning("%s; trying an older checkpoint", error)
+      damaged.append(str(error))
+      continue
+    if damaged:
+      logging.warning("restored %s, the newest intact checkpoint of %s", path, folder)
+    return path
+  raise CheckpointDamagedError(f"every checkpoint in {folder} is damaged: {damaged[0]}; "
+                               "start a new --workdir")

@@ -308,3 +308,17 @@ def test_verification_tolerance_follows_float32_resolution():
   assert not export.outputs_agree(score, np.where([True, False, False], np.nan, score))
   assert export.outputs_agree(np.array([3, 4]), np.array([3, 4]))
   assert not export.outputs_agree(np.array([b"a"]), np.array([b"b"]))
+
+
+def test_staging_folders_of_killed_exports_are_removed_and_live_ones_kept(tmp_path):
+  finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                            capture_output=True, text=True, check=True)
+  dead_pid, host = int(finished.stdout), export.socket.gethostname()
+  dead = tmp_path / f".export-{host}-{dead_pid}-20261122120000000000"
+  live = tmp_path / f".export-{host}-{os.getpid()}-20261122120000000000"
+  elsewhere = tmp_path / f".export-other-host-{dead_pid}-20261122120000000000"
+  version = tmp_path / "1"
+  for folder in (dead, live, elsewhere, version):
+    (folder / "variables").mkdir(parents=True)
+  assert export.remove_stale_staging(tmp_path) == [dead]
+  assert not dead.exists() and live.exists() and elsewhere.exists() and version.exists()

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import special
 import tensorflow as tf
 
+from skip_vae_tf import evaluators
 from skip_vae_tf import metrics
 
 
@@ -142,3 +143,23 @@ def test_active_unit_conventions_differ_only_at_the_threshold():
   mean = np.array([[0.0625, 0.125, 0.25], [-0.0625, -0.125, -0.25]])  # 2a^2: 1/128, 1/32, 1/8
   assert metrics.active_units(mean, 1 / 32) == 2
   assert metrics.active_units(mean, 1 / 32, strict=True) == 1
+
+
+def test_mi_standard_errors_are_the_spread_of_the_terms_of_each_estimate():
+  mean, log_var, z = _random_posteriors(40, 3, seed=8)
+  kl = np.array([0.5 * np.sum(m ** 2 + np.exp(v) - v - 1.0) for m, v in zip(mean, log_var)])
+  zeros = np.zeros(3)
+  terms = kl - (np.array(_numpy_log_aggregate(mean, log_var, z))
+                - [_log_normal(zi, zeros, zeros) for zi in z])
+  outputs = {"posterior_mean": mean, "posterior_log_variance": log_var, "z": z}
+  scalars = dict(evaluators.latent_metrics(outputs, minibatch_size=15))
+  np.testing.assert_allclose(scalars["mi_aggregate"], terms.mean(), rtol=1e-9)
+  np.testing.assert_allclose(scalars["mi_aggregate_stderr"],
+                             terms.std(ddof=1) / math.sqrt(40), rtol=1e-9)
+  chunks = [_numpy_mi(mean[i:i + 15], log_var[i:i + 15], z[i:i + 15]) for i in (0, 15, 30)]
+  np.testing.assert_allclose(scalars["mi_minibatch_he2019"],
+                             np.dot(chunks, [15, 15, 10]) / 40, rtol=1e-6)
+  np.testing.assert_allclose(scalars["mi_minibatch_he2019_stderr"],
+                             np.std(chunks, ddof=1) / math.sqrt(3), rtol=1e-6)
+  one_chunk = dict(evaluators.latent_metrics(outputs, minibatch_size=500))
+  assert "mi_minibatch_he2019_stderr" not in one_chunk

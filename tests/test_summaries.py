@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from skip_vae_tf import summaries
 
@@ -56,8 +57,16 @@ def test_text_samples_are_an_escaped_markdown_table(tmp_path):
 
 def test_run_info_writes_an_hparams_session(tmp_path):
   writer = tf.summary.create_file_writer(str(tmp_path))
-  summaries.write_run_info(writer, {"skip": True, "seed": 3}, {"data_source": "synthetic"})
+  summaries.write_run_info(writer, {"skip": True, "seed": 3}, {"data_source": "synthetic"},
+                           trial_id="skip_vae_seed3")
   accumulator = _accumulator(tmp_path)
   tags = accumulator.Tags()["tensors"]
   assert "_hparams_/experiment" in tags and "_hparams_/session_start_info" in tags
   assert _value(accumulator, "data_source")[1].item() == b"synthetic"
+  content = lambda tag: accumulator.SummaryMetadata(tag).plugin_data.content
+  session = hparams_metadata.parse_session_start_info_plugin_data(
+      content("_hparams_/session_start_info"))
+  assert session.group_name == "skip_vae_seed3"  # The trial's name in the dashboard.
+  experiment = hparams_metadata.parse_experiment_plugin_data(content("_hparams_/experiment"))
+  skip = next(h for h in experiment.hparam_infos if h.name == "skip")
+  assert [v.bool_value for v in skip.domain_discrete.values] == [False, True]

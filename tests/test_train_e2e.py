@@ -120,6 +120,23 @@ def test_bad_flags_stop_with_a_one_line_error(args, message, tmp_path, data_dir,
   assert not workdir.exists()  # Nothing is left behind.
 
 
+@pytest.mark.parametrize("body,message", [
+    ("def get_config(:\n", "SyntaxError: invalid syntax"),
+    ("def get_config():\n  return None\n", "Unexpected None value for flag config"),
+    ("import no_such_module_here\n", "No module named 'no_such_module_here'"),
+    ("x\x00y\n", "cannot contain null bytes"),
+])
+def test_a_broken_config_file_stops_with_a_one_line_error(body, message, tmp_path, data_dir,
+                                                          cache_dir):
+  config = tmp_path / "broken.py"
+  config.write_text(body)
+  result = _run(["--smoke", f"--workdir={tmp_path / 'run'}", f"--config={config}"], data_dir,
+                cache_dir, timeout=120)
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert f"train.py: error: cannot use --config={config}" in result.stderr
+  assert message in result.stderr
+
+
 def test_missing_data_stops_with_a_clear_error(tmp_path, cache_dir):
   result = _run(["--smoke", f"--workdir={tmp_path / 'run'}"], tmp_path, tmp_path / "cache")
   assert result.returncode != 0 and "Traceback" not in result.stderr

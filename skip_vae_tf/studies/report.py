@@ -12,6 +12,7 @@ import pathlib
 import numpy as np
 
 from skip_vae_tf import atomic
+from skip_vae_tf import metrics
 from skip_vae_tf import workdir as workdir_lib
 from skip_vae_tf.studies import runner
 from skip_vae_tf.studies import spec as spec_lib
@@ -29,9 +30,6 @@ TABLE_METRICS = {
 # The paper's comparison: what skips change.
 COMPARED_METRICS = ("iw_nll", "negative_elbo", "kl", "mi_aggregate", "mi_minibatch_he2019",
                     "active_units_cov_ge_0.01", "active_units_cov_gt_0.02")
-MI_NOTE = ("MI is a Monte Carlo estimate: bounded above by log N (N evaluated examples), "
-           "and it can come out slightly negative when the true value is near 0; "
-           "docs/metrics.md has the definitions.")
 
 
 def run_records(study: spec_lib.Study, folder: pathlib.Path) -> list[dict]:
@@ -159,7 +157,7 @@ def markdown(study: spec_lib.Study, folder: pathlib.Path, records: list[dict], s
            f"{len(records)} runs, test split ({records[0]['num_examples']} examples), "
            f"IW-NLL with K={study.evaluation.iw_samples}. Units: {units}.", "",
            "## Test metrics at each run's best validation checkpoint (mean ± std over seeds)",
-           "", *_group_table(study, summary), "", MI_NOTE, "",
+           "", *_group_table(study, summary), "", metrics.MI_NOTE, "",
            "## With skips minus without, paired by seed (mean ± std of the differences)", "",
            *_comparison_table(study, summary), "",
            f"TensorBoard over every run: `tensorboard --logdir {folder / spec_lib.RUNS_FOLDER}`."]
