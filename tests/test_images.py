@@ -1,11 +1,14 @@
 """Image datasets on the real files: split sizes, value ranges, seeding, clear errors."""
 
 import gzip
+import pathlib
 import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from skip_vae_tf.data import cache as cache_lib
 from skip_vae_tf.data import files
 from skip_vae_tf.data import images
 
@@ -138,3 +141,58 @@ def test_omniglot_tfds_route_groups_drawings_by_character():
   for label in range(3):
     for drawer in range(20):
       assert not raw[label, drawer, label, drawer] and raw[label, drawer].sum() == 105 * 105 - 1
+
+
+def _arrays():
+  rng = np.random.default_rng(0)
+  return {"train": rng.random((6, 28, 28, 1), dtype=np.float32),
+          "test": (rng.random((4, 28, 28, 1)) < 0.5).astype(np.float32)}
+
+
+@pytest.mark.parametrize("damage", ["garbage", "short_split", "truncated", "no_manifest"])
+def test_a_damaged_prepared_cache_is_rebuilt_never_used(damage, tmp_path, caplog):
+  cache = tmp_path / "prepared.npz"
+  cache_lib.write_arrays(cache, _arrays())
+  assert all(np.array_equal(a, b) for a, b in zip(cache_lib.read_arrays(cache).values(),
+                                                  _arrays().values()))
+  if damage == "garbage":  # Parses, but NaN pixels and values of 7.
+    np.savez(cache, train=np.full((6, 28, 28, 1), np.nan, np.float32),
+             test=np.full((4, 28, 28, 1), 7.0, np.float32))
+  elif damage == "short_split":
+    np.savez(cache, train=_arrays()["train"], test=_arrays()["test"][:1])
+  elif damage == "truncated":
+    cache.write_bytes(cache.read_bytes()[:100])
+  else:
+    cache_lib.manifest_path(cache).unlink()
+  assert cache_lib.read_arrays(cache) is None
+  assert f"prepared-array cache {cache} is" in caplog.text and "rebuilding it" in caplog.text
+
+
+def test_an_unwritable_cache_folder_is_one_data_file_error(tmp_path):
+  not_a_folder = tmp_path / "file"
+  not_a_folder.write_text("")
+  with pytest.raises(files.DataFileError, match="cannot write the prepared-array cache"):
+    cache_lib.write_arrays(not_a_folder / "prepared.npz", _arrays())
+
+
+def test_damaged_tfds_records_are_rebuilt_once_from_the_manual_folder(tmp_path, monkeypatch,
+                                                                      caplog):
+  builds = []
+
+  class Builder:  # A prepared TFDS builder whose first records are damaged (batch_size=-1).
+    def __init__(self):
+      self.data_dir = str(tmp_path / "tfds" / f"build{len(builds)}")
+      pathlib.Path(self.data_dir).mkdir(parents=True)
+      builds.append(self)
+
+    def as_dataset(self, split, batch_size):
+      del batch_size
+      if len(builds) == 1:
+        raise tf.errors.DataLossError(None, None, "truncated record at 1234")
+      return {"image": tf.zeros((2, 28, 28, 1), tf.uint8), "split": tf.constant(split)}
+
+  monkeypatch.setattr(images, "_tfds_builder", lambda *args: Builder())
+  test, = images._tfds_splits(  # pylint: disable=protected-access
+      "mnist", tmp_path, tmp_path, tmp_path / "manual", ("test",))
+  assert len(builds) == 2 and not pathlib.Path(builds[0].data_dir).exists()
+  assert test["split"] == b"test" and "are damaged (truncated record at 1234)" in caplog.text

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from skip_vae_tf import atomic
+from skip_vae_tf.data import cache as cache_lib
 from skip_vae_tf.data import files
 from skip_vae_tf.data import pipelines
 
@@ -124,9 +125,25 @@ def _tfds_builder(name: str, data_dir: pathlib.Path | None, cache_dir: pathlib.P
   return builder
 
 
-def _tfds_split(builder, split: str) -> dict[str, np.ndarray]:
+def _tfds_splits(name: str, data_dir: pathlib.Path | None, cache_dir: pathlib.Path,
+                 manual_dir: pathlib.Path | None, splits: tuple[str, ...]
+                 ) -> list[dict[str, np.ndarray]]:
+  """The `splits` of TFDS dataset `name` as numpy dicts; offline, a damaged prepared copy
+  under the cache (truncated or corrupt records) is rebuilt from `manual_dir` once, with
+  a one-line warning."""
   import tensorflow_datasets as tfds
-  return tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+  builder = _tfds_builder(name, data_dir, cache_dir, manual_dir)
+  read = lambda b: [tfds.as_numpy(b.as_dataset(split=s, batch_size=-1)) for s in splits]
+  try:
+    return read(builder)
+  except tf.errors.OpError as error:
+    if data_dir is None:
+      raise
+    logging.warning("TFDS records of %s in %s are damaged (%s): rebuilding them from %s",
+                    name, builder.data_dir, error.message.strip().splitlines()[0][:200],
+                    manual_dir)
+    shutil.rmtree(builder.data_dir)
+    return read(_tfds_builder(name, data_dir, cache_dir, manual_dir))
 
 
 def _load_mnist(data_dir, cache_dir, seed, validation_size):
@@ -135,8 +152,7 @@ def _load_mnist(data_dir, cache_dir, seed, validation_size):
     for registered in MNIST_FILES:
       files.verified_path(data_dir, registered)
     manual_dir = data_dir / "mnist"
-  builder = _tfds_builder("mnist", data_dir, cache_dir, manual_dir)
-  train, test = _tfds_split(builder, "train"), _tfds_split(builder, "test")
+  train, test = _tfds_splits("mnist", data_dir, cache_dir, manual_dir, ("train", "test"))
   train_images = train["image"].astype(np.float32) / 255.0
   test_images = test["image"].astype(np.float32) / 255.0
   validation_size = validation_size or DEFAULT_VALIDATION_SIZE["mnist"]
@@ -173,9 +189,9 @@ def _load_binarized_mnist(data_dir, cache_dir, seed):
     for registered in BINARIZED_MNIST_FILES:
       path = files.verified_path(data_dir, registered)
       _gunzip_to(path, manual_dir / path.name[:-len(".gz")])
-  builder = _tfds_builder("binarized_mnist", data_dir, cache_dir, manual_dir)
-  splits = {split: _tfds_split(builder, split)["image"].astype(np.float32)
-            for split in ("train", "validation", "test")}
+  names = ("train", "validation", "test")
+  splits = {split: arrays["image"].astype(np.float32) for split, arrays in zip(
+      names, _tfds_splits("binarized_mnist", data_dir, cache_dir, manual_dir, names))}
   return ImageDataset(
       name="binarized_mnist",
       source="Larochelle static binarized MNIST via TFDS binarized_mnist; 50000/10000/10000",
@@ -261,9 +277,8 @@ def _load_omniglot(data_dir, cache_dir, seed, validation_size):
     source_name, tag = ("TFDS omniglot 105x105, downsampled to 28x28, "
                         "15/5 drawers per character"), "tfds"
   cache = cache_dir / f"omniglot28_{tag}_seed{seed}_val{validation_size}_v{_CACHE_VERSION}.npz"
-  if cache.exists():
-    with np.load(cache) as npz:
-      arrays = {key: npz[key] for key in npz.files}
+  arrays = cache_lib.read_arrays(cache)
+  if arrays is not None:
     logging.info("Omniglot: read cached arrays %s", cache)
   else:
     if tag == "chardata":
@@ -276,8 +291,7 @@ def _load_omniglot(data_dir, cache_dir, seed, validation_size):
     arrays = {key: value for key, value in zip(keys, parts) if value is not None}
     arrays["validation"] = binarize_once(arrays["validation"], seed, stream=1)
     arrays["test"] = binarize_once(arrays["test"], seed, stream=2)
-    with atomic.replacing(cache, suffix=".npz") as partial:
-      np.savez(partial, **arrays)
+    cache_lib.write_arrays(cache, arrays)
     logging.info("Omniglot: cached converted arrays in %s", cache)
   return ImageDataset(
       name="omniglot",
