@@ -39,11 +39,13 @@ SIGNATURES = ("serving_default", "encode", "decode", "sample", "score")
 _ENCODE_STREAM, _PRIOR_STREAM, _DECODER_STREAM, _SCORE_STREAM = range(4)
 
 
-def _check_latents(z: tf.Tensor) -> tf.Tensor:
+def _check_latents(z: tf.Tensor, latent_dim: int) -> tf.Tensor:
+  z = tasks.check_shape(z, "z", [None, latent_dim], f"[batch, {latent_dim}] float32")
   return tf.debugging.assert_all_finite(tasks.check_not_empty(z, "z"), "input z must be finite")
 
 
 def _check_num_samples(num_samples: tf.Tensor) -> tf.Tensor:
+  num_samples = tasks.check_shape(num_samples, "num_samples", [], "a scalar int32")
   with tf.control_dependencies([
       tf.debugging.assert_positive(num_samples, message="input num_samples must be >= 1"),
       tf.debugging.assert_less_equal(
@@ -75,13 +77,14 @@ class Signatures:
 
   def input_signatures(self) -> dict[str, list[tf.TensorSpec]]:
     """{signature name: input_signature} for `keras.export.ExportArchive.add_endpoint`."""
-    encode = [self.task.serving_input_spec(), tf.TensorSpec([None], tf.int64, name="seed")]
+    # Shapes are left open and checked in the graph, naming the input (tasks.check_shape).
+    encode = [self.task.serving_input_spec(), tf.TensorSpec(None, tf.int64, name="seed")]
     return {
         "serving_default": encode,
         "encode": encode,
-        "decode": [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")],
-        "sample": [tf.TensorSpec([], tf.int32, name="num_samples"),
-                   tf.TensorSpec([], tf.int64, name="seed")],
+        "decode": [tf.TensorSpec(None, tf.float32, name="z")],
+        "sample": [tf.TensorSpec(None, tf.int32, name="num_samples"),
+                   tf.TensorSpec(None, tf.int64, name="seed")],
         "score": [self.task.serving_input_spec()],
     }
 
@@ -95,6 +98,7 @@ class Signatures:
     """q(z|x): mean, stddev and z = mean + stddev * eps, eps ~ N(0, I) drawn from seed[b]."""
     posterior = self.model.encoder(self.task.serving_model_inputs(x),
                                    training=False).distribution
+    seed = tasks.check_shape(seed, "seed", [None], "[batch] int64, one per example")
     with tf.control_dependencies([tf.debugging.assert_equal(
         tf.shape(seed)[0], tf.shape(posterior.loc)[0],
         message="input seed must hold one int64 per example of the first input")]):
@@ -107,11 +111,12 @@ class Signatures:
 
   def decode(self, z: tf.Tensor) -> dict[str, tf.Tensor]:
     """Greedy decoding of z: the autoregressive loop runs inside the graph."""
-    return self.task.serving_decode(self.model.decoder, _check_latents(z))
+    return self.task.serving_decode(self.model.decoder, _check_latents(z, self.latent_dim))
 
   def sample(self, num_samples: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """num_samples draws z ~ p(z), x ~ p(x|z), all from `seed`."""
     num_samples = _check_num_samples(num_samples)
+    seed = tasks.check_shape(seed, "seed", [], "a scalar int64")
     z = tf.random.stateless_normal([num_samples, self.latent_dim],
                                    tf.stack([seed, tf.constant(_PRIOR_STREAM, tf.int64)]))
     samples = self.model.decoder.sample(

@@ -36,6 +36,30 @@ def check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
     return tf.identity(tensor)
 
 
+def check_shape(tensor: tf.Tensor, name: str, expected: list[int | None],
+                description: str) -> tf.Tensor:
+  """`tensor` after an in-graph check that its rank is len(`expected`) and each of its
+  known sizes (None = any) matches; otherwise an InvalidArgumentError whose message
+  ends "input <name> must be <description>, got shape [...]" (raised by a string-to-number
+  conversion of that text). Returned with that static shape. Serving signatures
+  take inputs of any shape and check them here, so that a wrong one is named (a fixed
+  signature shape is not checked by every loader)."""
+  known = [axis for axis, size in enumerate(expected) if size is not None]
+  padded = tf.concat([tf.shape(tensor), tf.zeros([len(expected)], tf.int32)], axis=0)
+  ok = tf.logical_and(
+      tf.equal(tf.rank(tensor), len(expected)),
+      tf.reduce_all(tf.equal(tf.gather(padded, tf.constant(known, tf.int32)),
+                              tf.constant([expected[a] for a in known], tf.int32))))
+  message = tf.strings.format(f"input {name} must be {description}, got shape {{}}",
+                              tf.shape(tensor), summarize=-1)
+  # The value passed on depends on an op that fails with the message when the shape is
+  # wrong: an Assert with control dependencies is not ordered before the ops that use the
+  # input in a compiled graph (their shape errors would win), a data dependency is.
+  failure = tf.cond(ok, lambda: tf.constant(0.0), lambda: tf.strings.to_number(message))
+  checked = tf.reshape(tensor, tf.shape(tensor) + tf.cast(failure, tf.int32))
+  return tf.ensure_shape(checked, expected)
+
+
 def refinement_from_config(model_config: ml_collections.ConfigDict
                            ) -> refinement.Refinement | None:
   """The SA-VAE refinement of a semi-amortized model config, else None (amortized)."""
@@ -118,10 +142,14 @@ class ImageTask:
   # ---- serving -------------------------------------------------------------------------
 
   def serving_input_spec(self) -> tf.TensorSpec:
-    return tf.TensorSpec([None, *self.image_shape], tf.float32, name="x")
+    """Any shape: `serving_model_inputs` checks it, naming the input."""
+    return tf.TensorSpec(None, tf.float32, name="x")
 
   def serving_model_inputs(self, x: tf.Tensor) -> tf.Tensor:
-    """Signature input -> model input: pixel values checked to lie in [0, 1]."""
+    """Signature input -> model input: its shape checked to be [batch, 28, 28, 1] and its
+    pixel values to lie in [0, 1]."""
+    x = check_shape(x, "x", [None, *self.image_shape],
+                    f"[batch, {', '.join(map(str, self.image_shape))}] float32 in [0, 1]")
     x = check_not_empty(x, "x")
     with tf.control_dependencies([
         tf.debugging.assert_greater_equal(x, 0.0, message="input x must hold pixel values in "
@@ -245,11 +273,13 @@ class TextTask:
   # ---- serving -------------------------------------------------------------------------
 
   def serving_input_spec(self) -> tf.TensorSpec:
-    return tf.TensorSpec([None], tf.string, name="text")
+    """Any shape: `serving_model_inputs` checks it, naming the input."""
+    return tf.TensorSpec(None, tf.string, name="text")
 
   def serving_model_inputs(self, x: tf.Tensor) -> tf.Tensor:
     """(B,) strings -> (B, L) int32 padded ids, tokenized in the graph."""
-    x = check_not_empty(x, "text")
+    x = check_not_empty(check_shape(x, "text", [None], "[batch] strings, one sentence each"),
+                        "text")
     return vocab.token_ids(x, self._lookup_table()).to_tensor(default_value=vocab.PAD_ID)
 
   def serving_decode(self, decoder, z: tf.Tensor) -> dict[str, tf.Tensor]:

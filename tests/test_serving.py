@@ -147,6 +147,17 @@ def test_text_decode_returns_the_words_of_the_greedy_tokens(text_signatures):
     (lambda s: s.score(tf.zeros([0, 28, 28, 1])), "input x must hold at least one example"),
     (lambda s: s.decode(tf.zeros([0, 4])), "input z must hold at least one example"),
     (lambda s: s.sample(tf.constant(5000), tf.constant(0, tf.int64)), "num_samples must be <="),
+    (lambda s: s.encode(tf.zeros([2, 32, 32, 1]), tf.constant([0, 1], tf.int64)),
+     "input x must be [batch, 28, 28, 1] float32 in [0, 1], got shape [2 32 32 1]"),
+    (lambda s: s.score(tf.zeros([2, 28, 28])), "input x must be [batch, 28, 28, 1]"),
+    (lambda s: s.score(tf.zeros([2, 28, 28, 3])), "got shape [2 28 28 3]"),
+    (lambda s: s.encode(tf.zeros([2, 28, 28, 1]), tf.constant(0, tf.int64)),
+     "input seed must be [batch] int64, one per example"),
+    (lambda s: s.decode(tf.zeros([1, 7])), "input z must be [batch, 4] float32, got shape [1 7]"),
+    (lambda s: s.sample(tf.constant([3]), tf.constant(0, tf.int64)),
+     "input num_samples must be a scalar int32"),
+    (lambda s: s.sample(tf.constant(3), tf.constant([0, 1], tf.int64)),
+     "input seed must be a scalar int64"),
 ])
 def test_bad_inputs_fail_with_a_message_naming_the_input(call, message, image_signatures):
   with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
