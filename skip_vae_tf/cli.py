@@ -14,7 +14,6 @@ from collections.abc import Callable
 from absl import app
 from absl import flags
 from absl import logging
-import ml_collections
 from ml_collections import config_flags
 
 from skip_vae_tf import config as config_lib
@@ -64,11 +63,8 @@ def resolved_config(config_flag, **plain_flags):
   """The loaded config with its --config.* overrides and the binary's plain flags
   (`config.resolve`), validated; a config file that failed to load is a ConfigError."""
   try:
-    loaded = config_flag.value
-    if not isinstance(loaded, ml_collections.ConfigDict):
-      raise TypeError(f"get_config() returned {type(loaded).__name__}, not a ConfigDict")
     return config_lib.resolve(
-        loaded, overrides=config_flags.get_override_values(flags.FLAGS["config"]),
+        config_flag.value, overrides=config_flags.get_override_values(flags.FLAGS["config"]),
         **plain_flags)
   except config_lib.ConfigError:
     raise
