@@ -27,12 +27,20 @@ _IW_SAMPLES = flags.DEFINE_integer("iw_samples", 10, "K of the score signature's
                                    "importance-weighted NLL.", lower_bound=1)
 _SCORE_SEED = flags.DEFINE_integer("score_seed", 0, "Seeds the K draws the score signature "
                                    "shares across examples.")
+_MAX_BATCH = flags.DEFINE_integer("max_batch", 256, "Examples per encode or score request.",
+                                  lower_bound=1)
+_MAX_DECODES = flags.DEFINE_integer("max_decodes", 64, "Latents per decode request and "
+                                    "samples per sample request.", lower_bound=1)
+_MAX_WORDS = flags.DEFINE_integer("max_words", 400, "Words per sentence (text models).",
+                                  lower_bound=1)
 
 
 def export_run() -> str:
   from skip_vae_tf import export
+  from skip_vae_tf import serving
+  limits = serving.Limits(_MAX_BATCH.value, _MAX_DECODES.value, _MAX_WORDS.value)
   path = export.export_run(_WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value,
-                           _IW_SAMPLES.value, _SCORE_SEED.value)
+                           _IW_SAMPLES.value, _SCORE_SEED.value, limits=limits)
   return f"Exported {path}"
 
 

@@ -10,6 +10,7 @@ model, flushed to disk, and only then renamed to its number: a server never sees
 half-written or unverified version.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -121,7 +122,8 @@ def remove_stale_staging(export_path: pathlib.Path) -> list[pathlib.Path]:
 
 
 def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_samples: int = 10,
-               score_seed: int = 0, check: bool = True) -> pathlib.Path:
+               score_seed: int = 0, check: bool = True,
+               limits: serving.Limits = serving.Limits()) -> pathlib.Path:
   """Exports the 'best' or 'latest' weights of the run in `workdir` as the next version
   under `export_dir`; returns the version's folder.
 
@@ -133,10 +135,11 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     score_seed: seeds the K draws `score` shares across examples.
     check: reload the SavedModel and `verify` it before publishing (tracing the PixelCNN's
       autoregressive decode again takes ~20 s on a CPU).
+    limits: what one request may ask for (`serving.Limits`).
   """
   run, export_path = workdir_lib.Workdir(workdir), pathlib.Path(export_dir)
   config, task, model, checkpoint_path = evaluation.restore_model(run, checkpoint)
-  signatures = serving.Signatures(model, task, iw_samples, score_seed)
+  signatures = serving.Signatures(model, task, iw_samples, score_seed, limits)
   staging = export_path / (f"{_STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
                            f"{datetime.datetime.now():%Y%m%d%H%M%S%f}")
   try:
@@ -147,6 +150,7 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     info = {"workdir": str(run.path.resolve()), "checkpoint": checkpoint_path,
             "step": workdir_lib.checkpoint_step(checkpoint_path), "dataset": config.data.name,
             "skip": bool(config.model.skip), "iw_samples": iw_samples, "score_seed": score_seed,
+            "limits": dataclasses.asdict(limits),
             "signatures": list(serving.SIGNATURES), "tensorflow": tf.__version__,
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
             "model": json.loads(config.model.to_json_best_effort())}

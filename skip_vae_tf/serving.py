@@ -33,24 +33,53 @@ from skip_vae_tf import tasks
 from skip_vae_tf.models import vae as vae_lib
 
 tfd = tfp.distributions
-MAX_SAMPLES_PER_REQUEST = 1024
 SIGNATURES = ("serving_default", "encode", "decode", "sample", "score")
 # Seed streams of the stateless draws, so that no two draws share random numbers.
 _ENCODE_STREAM, _PRIOR_STREAM, _DECODER_STREAM, _SCORE_STREAM = range(4)
 
 
-def _check_latents(z: tf.Tensor, latent_dim: int) -> tf.Tensor:
+@dataclasses.dataclass(frozen=True)
+class Limits:
+  """What one request may ask for, checked before any work (bin/export.py flags of the
+  same names). Decoding is autoregressive and the costliest: issue 15 measured about 40 MB
+  per decoded image on the smoke PixelCNN (64 images: 2.8 GB), hence its smaller limit.
+
+  Attributes:
+    max_batch: examples per `encode` or `score` request.
+    max_decodes: latents per `decode` request, and `num_samples` per `sample` request.
+    max_words: words per sentence of a text model's `encode` or `score` input.
+  """
+  max_batch: int = 256
+  max_decodes: int = 64
+  max_words: int = 400
+
+  def __post_init__(self):
+    for name in ("max_batch", "max_decodes", "max_words"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def _at_most(tensor: tf.Tensor, count: tf.Tensor, limit: int, what: str, flag: str
+             ) -> tf.Tensor:
+  """`tensor`, once `count` <= `limit` (else one error naming `what` and the flag)."""
+  message = tf.strings.format(f"{what} {{}} exceeds this export's limit of {limit} per "
+                              f"request (bin/export.py --{flag})", count)
+  return tasks.passed_only_if(count <= limit, tensor, message)
+
+
+def _check_latents(z: tf.Tensor, latent_dim: int, limits: Limits) -> tf.Tensor:
   z = tasks.check_shape(z, "z", [None, latent_dim], f"[batch, {latent_dim}] float32")
+  z = _at_most(z, tf.shape(z)[0], limits.max_decodes, "input z: the batch of",
+               "max_decodes")
   return tf.debugging.assert_all_finite(tasks.check_not_empty(z, "z"), "input z must be finite")
 
 
-def _check_num_samples(num_samples: tf.Tensor) -> tf.Tensor:
+def _check_num_samples(num_samples: tf.Tensor, limits: Limits) -> tf.Tensor:
   num_samples = tasks.check_shape(num_samples, "num_samples", [], "a scalar int32")
+  num_samples = _at_most(num_samples, num_samples, limits.max_decodes, "input num_samples",
+                         "max_decodes")
   with tf.control_dependencies([
-      tf.debugging.assert_positive(num_samples, message="input num_samples must be >= 1"),
-      tf.debugging.assert_less_equal(
-          num_samples, MAX_SAMPLES_PER_REQUEST,
-          message=f"input num_samples must be <= {MAX_SAMPLES_PER_REQUEST} per request")]):
+      tf.debugging.assert_positive(num_samples, message="input num_samples must be >= 1")]):
     return tf.identity(num_samples)
 
 
@@ -64,11 +93,13 @@ class Signatures:
       signature inputs into model inputs and decoder outputs into signature outputs.
     iw_samples: K, importance samples per example in `score`.
     score_seed: seeds the K standard-normal draws `score` shares across examples.
+    limits: what one request may ask for.
   """
   model: vae_lib.VAE
   task: tasks.Task
   iw_samples: int = 10
   score_seed: int = 0
+  limits: Limits = Limits()
 
   def __post_init__(self):
     if self.iw_samples < 1:
@@ -94,10 +125,20 @@ class Signatures:
 
   # ---- signatures ------------------------------------------------------------------
 
+  def _model_inputs(self, x: tf.Tensor) -> tf.Tensor:
+    """The task's checked model inputs, within the batch (and sentence length) limits."""
+    inputs = self.task.serving_model_inputs(x)
+    name = self.task.serving_input_spec().name
+    inputs = _at_most(inputs, tf.shape(inputs)[0], self.limits.max_batch,
+                      f"input {name}: the batch of", "max_batch")
+    if inputs.dtype.is_integer:  # Token ids (B, L): <s>, the words, </s>.
+      inputs = _at_most(inputs, tf.shape(inputs)[1] - 2, self.limits.max_words,
+                        f"input {name}: a sentence of", "max_words")
+    return inputs
+
   def encode(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """q(z|x): mean, stddev and z = mean + stddev * eps, eps ~ N(0, I) drawn from seed[b]."""
-    posterior = self.model.encoder(self.task.serving_model_inputs(x),
-                                   training=False).distribution
+    posterior = self.model.encoder(self._model_inputs(x), training=False).distribution
     seed = tasks.check_shape(seed, "seed", [None], "[batch] int64, one per example")
     with tf.control_dependencies([tf.debugging.assert_equal(
         tf.shape(seed)[0], tf.shape(posterior.loc)[0],
@@ -111,11 +152,12 @@ class Signatures:
 
   def decode(self, z: tf.Tensor) -> dict[str, tf.Tensor]:
     """Greedy decoding of z: the autoregressive loop runs inside the graph."""
-    return self.task.serving_decode(self.model.decoder, _check_latents(z, self.latent_dim))
+    return self.task.serving_decode(self.model.decoder,
+                                    _check_latents(z, self.latent_dim, self.limits))
 
   def sample(self, num_samples: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """num_samples draws z ~ p(z), x ~ p(x|z), all from `seed`."""
-    num_samples = _check_num_samples(num_samples)
+    num_samples = _check_num_samples(num_samples, self.limits)
     seed = tasks.check_shape(seed, "seed", [], "a scalar int64")
     z = tf.random.stateless_normal([num_samples, self.latent_dim],
                                    tf.stack([seed, tf.constant(_PRIOR_STREAM, tf.int64)]))
@@ -136,7 +178,7 @@ class Signatures:
     negative_elbo = reconstruction_nll + kl, and
     iw_nll = -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x); nats per example.
     """
-    inputs = self.task.serving_model_inputs(x)
+    inputs = self._model_inputs(x)
     posterior = self.model.encoder(inputs, training=False)
     prior = self.model.prior()
     z = posterior.distribution.loc + posterior.distribution.scale * self.score_noise()

@@ -40,8 +40,8 @@ def check_shape(tensor: tf.Tensor, name: str, expected: list[int | None],
                 description: str) -> tf.Tensor:
   """`tensor` after an in-graph check that its rank is len(`expected`) and each of its
   known sizes (None = any) matches; otherwise an InvalidArgumentError whose message
-  ends "input <name> must be <description>, got shape [...]" (raised by a string-to-number
-  conversion of that text). Returned with that static shape. Serving signatures
+  ends "input <name> must be <description>, got shape [...]" (`passed_only_if`).
+  Returned with that static shape. Serving signatures
   take inputs of any shape and check them here, so that a wrong one is named (a fixed
   signature shape is not checked by every loader)."""
   known = [axis for axis, size in enumerate(expected) if size is not None]
@@ -52,12 +52,17 @@ def check_shape(tensor: tf.Tensor, name: str, expected: list[int | None],
                               tf.constant([expected[a] for a in known], tf.int32))))
   message = tf.strings.format(f"input {name} must be {description}, got shape {{}}",
                               tf.shape(tensor), summarize=-1)
-  # The value passed on depends on an op that fails with the message when the shape is
-  # wrong: an Assert with control dependencies is not ordered before the ops that use the
-  # input in a compiled graph (their shape errors would win), a data dependency is.
+  return tf.ensure_shape(passed_only_if(ok, tensor, message), expected)
+
+
+def passed_only_if(ok: tf.Tensor, tensor: tf.Tensor, message: tf.Tensor) -> tf.Tensor:
+  """`tensor`, computed only once the scalar `ok` is known true; otherwise an
+  InvalidArgumentError whose message ends with the string `message` (raised by a
+  string-to-number conversion of it). The value passed on depends on that op: an Assert
+  with control dependencies is not ordered before the ops that use the input in a compiled
+  graph (their own errors would win), a data dependency is."""
   failure = tf.cond(ok, lambda: tf.constant(0.0), lambda: tf.strings.to_number(message))
-  checked = tf.reshape(tensor, tf.shape(tensor) + tf.cast(failure, tf.int32))
-  return tf.ensure_shape(checked, expected)
+  return tf.reshape(tensor, tf.shape(tensor) + tf.cast(failure, tf.int32))
 
 
 def refinement_from_config(model_config: ml_collections.ConfigDict

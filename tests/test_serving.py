@@ -107,11 +107,13 @@ def test_scores_and_codes_do_not_depend_on_the_rest_of_the_batch(image_signature
 
 def test_encode_draws_z_from_the_posterior_with_the_given_seeds(image_signatures):
   x = np.repeat(_binary_images(1, seed=2), 4000, axis=0)
-  out = image_signatures.encode(tf.constant(x), tf.range(4000, dtype=tf.int64))
+  signatures = serving.Signatures(image_signatures.model, image_signatures.task,
+                                  limits=serving.Limits(max_batch=4000))
+  out = signatures.encode(tf.constant(x), tf.range(4000, dtype=tf.int64))
   noise = (out["z"].numpy() - out["mean"].numpy()) / out["stddev"].numpy()
   # Standard normal in every dimension, independent across seeds.
   assert np.all(np.abs(noise.mean(0)) < 0.1) and np.all(np.abs(noise.std(0) - 1) < 0.1)
-  again = image_signatures.encode(tf.constant(x[:2]), tf.constant([0, 1], tf.int64))
+  again = signatures.encode(tf.constant(x[:2]), tf.constant([0, 1], tf.int64))
   np.testing.assert_array_equal(again["z"].numpy(), out["z"].numpy()[:2])
 
 
@@ -146,7 +148,9 @@ def test_text_decode_returns_the_words_of_the_greedy_tokens(text_signatures):
     (lambda s: s.sample(tf.constant(0), tf.constant(0, tf.int64)), "num_samples must be >= 1"),
     (lambda s: s.score(tf.zeros([0, 28, 28, 1])), "input x must hold at least one example"),
     (lambda s: s.decode(tf.zeros([0, 4])), "input z must hold at least one example"),
-    (lambda s: s.sample(tf.constant(5000), tf.constant(0, tf.int64)), "num_samples must be <="),
+    (lambda s: s.sample(tf.constant(5000), tf.constant(0, tf.int64)),
+     "input num_samples 5000 exceeds this export's limit of 64 per request (bin/export.py "
+     "--max_decodes)"),
     (lambda s: s.encode(tf.zeros([2, 32, 32, 1]), tf.constant([0, 1], tf.int64)),
      "input x must be [batch, 28, 28, 1] float32 in [0, 1], got shape [2 32 32 1]"),
     (lambda s: s.score(tf.zeros([2, 28, 28])), "input x must be [batch, 28, 28, 1]"),
@@ -162,6 +166,27 @@ def test_text_decode_returns_the_words_of_the_greedy_tokens(text_signatures):
 def test_bad_inputs_fail_with_a_message_naming_the_input(call, message, image_signatures):
   with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
     call(image_signatures)
+
+
+def test_requests_beyond_the_export_limits_are_refused_before_any_work(image_signatures,
+                                                                        text_signatures):
+  limits = serving.Limits(max_batch=3, max_decodes=2, max_words=4)
+  image = serving.Signatures(image_signatures.model, image_signatures.task, limits=limits)
+  text = serving.Signatures(text_signatures.model, text_signatures.task, limits=limits)
+  seeds = tf.range(4, dtype=tf.int64)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
+      "input x: the batch of 4 exceeds this export's limit of 3 per request (bin/export.py "
+      "--max_batch)")):
+    image.encode(tf.zeros([4, 28, 28, 1]), seeds)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="input z: the batch of 3 exceeds"):
+    image.decode(tf.zeros([3, image.latent_dim]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="input num_samples 3 exceeds"):
+    text.sample(tf.constant(3), tf.constant(0, tf.int64))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
+      "input text: a sentence of 5 exceeds this export's limit of 4 per request")):
+    text.score(tf.constant(["the best way", "what is the best way"]))
+  assert text.score(tf.constant(["what is the best"]))["iw_nll"].shape == (1,)  # At the limit.
+  assert image.encode(tf.zeros([3, 28, 28, 1]), seeds[:3])["z"].shape == (3, image.latent_dim)
 
 
 # ---- property-based -------------------------------------------------------------------
