@@ -339,6 +339,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(train.lr_schedule in LR_SCHEDULES,
            f"unknown train.lr_schedule {train.lr_schedule!r}; choose one of {LR_SCHEDULES}")
   _validate_remedies(train)
+  _require(isinstance(config.seed, int) and config.seed >= 0,
+           f"seed must be an integer >= 0, got {config.seed}")
   positive = {"model.latent_dim": config.model.latent_dim}
   positive.update((f"train.{name}", train[name]) for name in (
       "batch_size", "eval_batch_size", "mi_minibatch_size", "epochs", "learning_rate",

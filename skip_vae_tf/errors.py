@@ -16,3 +16,7 @@ class SkipVaeError(RuntimeError):
 
 class DataFileError(SkipVaeError):
   """A data file that is missing, truncated, unreadable or not the registered file."""
+
+
+class DataSizeError(SkipVaeError, ValueError):
+  """A size the data cannot satisfy (more examples held out than the split has...)."""

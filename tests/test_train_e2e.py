@@ -111,6 +111,9 @@ def test_plain_vae_smoke_on_mnist_variants(dataset, tmp_path, data_dir, cache_di
     (["--skip=maybe"], "flag --skip=maybe: Non-boolean argument to boolean flag 'maybe'"),
     (["--data_dir=/no/such/folder"], "data directory /no/such/folder (from --data_dir) does not"),
     (["--config.train.batch_size=100000"], "train.batch_size=100000: 256 training examples"),
+    (["--config.seed=-1"], "seed must be an integer >= 0, got -1"),
+    (["--config.data.validation_size=1000000"],
+     "data.validation_size=1000000: cannot hold out 1000000 of the 24345 examples"),
 ])
 def test_bad_flags_stop_with_a_one_line_error(args, message, tmp_path, data_dir, cache_dir):
   workdir = tmp_path / "run"

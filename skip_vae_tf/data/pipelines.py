@@ -7,11 +7,15 @@ resumed run sees exactly the batches an uninterrupted run would have seen.
 import numpy as np
 import tensorflow as tf
 
+from skip_vae_tf import errors
+
 
 def holdout_split(num_examples: int, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """Seeded split of range(num_examples) into (kept, held_out) index arrays."""
   if not 0 < holdout < num_examples:
-    raise ValueError(f"cannot hold out {holdout} of {num_examples} examples for validation")
+    raise errors.DataSizeError(
+        f"data.validation_size={holdout}: cannot hold out {holdout} of the {num_examples} "
+        "examples the validation split is drawn from")
   order = np.random.default_rng(seed).permutation(num_examples)
   return np.sort(order[holdout:]), np.sort(order[:holdout])
 
