@@ -137,17 +137,27 @@ class Workdir:
               f"asks for {new!r}; use another --workdir or the same config")
 
   def write_text(self, name: str, text: str) -> pathlib.Path:
-    """Writes WORKDIR/name atomically; returns its path."""
+    """Writes WORKDIR/name atomically (the old file stays whole when the write fails: a
+    WorkdirError naming it); returns its path."""
     path = self.path / name
-    atomic.write_text(path, text)
+    try:
+      atomic.write_text(path, text)
+    except OSError as error:
+      raise WorkdirError(f"cannot write {path} ({error.strerror or error}): free space or "
+                         "fix permissions, then run the same command again") from error
     return path
 
   def append_scalars(self, split: str, step: int, scalars: dict) -> None:
     """Appends {"split", "step", **scalars} as one line of metrics.jsonl (flushed at once:
     a killed run loses at most a torn last line, which `read_scalar_log` skips)."""
     line = json.dumps({"split": split, "step": step, **scalars})
-    with open(self.path / SCALAR_LOG, "a", encoding="utf-8") as log:
-      log.write(line + "\n")
+    try:
+      with open(self.path / SCALAR_LOG, "a", encoding="utf-8") as log:
+        log.write(line + "\n")
+    except OSError as error:
+      raise WorkdirError(f"cannot append to {self.path / SCALAR_LOG} "
+                         f"({error.strerror or error}): free space or fix permissions, then "
+                         "run the same command to resume") from error
 
   def read_scalar_log(self) -> list[dict]:
     """metrics.jsonl's records in step order, the last one of each (split, step) kept: a

@@ -52,3 +52,13 @@ def test_the_scalar_log_keeps_the_last_record_of_each_step_and_skips_a_torn_line
     log.write(json.dumps({"split": "train", "step": 8, "kl": 3.0})[:12])  # Killed mid-line.
   assert run.read_scalar_log() == [{"split": "train", "step": 4, "kl": 2.0},
                                    {"split": "validation", "step": 4, "kl": 0.5}]
+
+
+def test_a_failed_write_is_one_error_and_leaves_the_old_file_whole(tmp_path):
+  run = workdir_lib.Workdir(tmp_path)
+  run.write_text("metrics.json", "old")
+  (tmp_path / "blocked").mkdir()  # A folder where the file should go: the rename fails.
+  with pytest.raises(workdir_lib.WorkdirError, match=r"cannot write .*blocked"):
+    run.write_text("blocked", "new")
+  assert (tmp_path / "metrics.json").read_text() == "old"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "metrics.json"]  # No .tmp.
