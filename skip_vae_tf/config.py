@@ -219,7 +219,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   train.max_steps = 0
   train.log_every_steps = 4
   train.checkpoint_every_steps = 5
-  train.check_every_steps = 5
+  train.check_every_steps = 0  # Seconds matter here; tests/test_aggressive.py checks it.
   train.check_images_every_steps = 0
   train.num_logged_samples = 4
   return config

@@ -70,13 +70,15 @@ def test_encoder_updates_reach_the_best_diagonal_posterior_of_a_linear_gaussian_
   np.testing.assert_allclose(decoder[0].numpy(), w.astype(np.float32))
 
 
-def test_training_alternates_until_validation_mi_falls(tmp_path):
+def test_training_alternates_until_validation_mi_falls_and_checks_inside_epochs(tmp_path):
   config = config_lib.apply_smoke(config_lib.image_config())
   config.model.encoder, config.model.decoder = "mlp", "mlp"
-  config.train.batch_size, config.train.num_logged_samples, config.train.epochs = 16, 0, 3
+  config.train.batch_size, config.train.epochs = 16, 3
   config.train.aggressive = True
   config.train.aggressive_max_steps, config.train.aggressive_check_every = 6, 2
   config.train.log_every_steps = 1
+  config.train.check_every_steps, config.train.check_examples = 3, 40  # The in-epoch check.
+  config.train.num_logged_samples, config.train.check_images_every_steps = 2, 6
   trainer = training.Trainer(config, str(tmp_path), synthetic_image_data())
   decoder_before = [v.numpy() for v in trainer.model.decoder.trainable_variables]
   encoder_before = [v.numpy() for v in trainer.model.encoder.trainable_variables]
@@ -97,3 +99,9 @@ def test_training_alternates_until_validation_mi_falls(tmp_path):
   assert all(2 <= r["encoder_updates"] <= 6 for r in train[:end])
   assert all("encoder_updates" not in r for r in train[end:])
   assert bool(trainer.aggressive.numpy()) == (not falls)
+  # The periodic check: a fixed validation subset every 3 steps but at validations.
+  checks = [r for r in records if r["split"] == "validation_subset"]
+  assert [r["step"] for r in checks] == [s for s in range(3, 3 * steps_per_epoch + 1, 3)
+                                         if s % steps_per_epoch]
+  assert all(0.0 <= r["kl"] and "mi_aggregate_stderr" in r for r in checks)
+  assert list((tmp_path / "validation_subset").glob("events.out.tfevents.*"))
