@@ -5,7 +5,7 @@ PixelCNN can model the images alone.
 
   python bin/study.py --study=collapse_quick_image
 
-Budget: 8 runs x 2 epochs of 462 steps (batch 50); test metrics on the first 500 test
+Budget: 8 runs x 2 epochs of 446 steps (batch 50); test metrics on the first 500 test
 images, IW-NLL with K=20. Results here (2-core AMD EPYC, CPU only): docs/results.md.
 """
 
