@@ -5,7 +5,6 @@ rule, and the training loop that alternates encoder-only and decoder-only update
 import json
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from conftest import synthetic_image_data
