@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-
 from conftest import REPO_ROOT
 
 TRAIN = str(REPO_ROOT / "bin" / "train.py")
