@@ -199,6 +199,13 @@ def linear_probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray,
 def collect(evaluators, data, split: str, task) -> tuple[dict[str, float], np.ndarray]:
   """Runs `evaluators` over `split`: (scalars with the task's derived figures, the (D,)
   KL per dimension)."""
-  results = dict(pair for evaluator in evaluators for pair in evaluator.run(data, split))
+  return summarize((pair for evaluator in evaluators for pair in evaluator.run(data, split)),
+                   task)
+
+
+def summarize(pairs, task) -> tuple[dict[str, float], np.ndarray]:
+  """(scalars with the task's derived figures, the (D,) KL per dimension) of an
+  evaluator's (name, value) pairs."""
+  results = dict(pairs)
   kl_per_dim = results.pop("kl_per_dim")
   return task.derived_scalars(results), kl_per_dim

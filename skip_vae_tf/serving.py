@@ -41,8 +41,9 @@ _ENCODE_STREAM, _PRIOR_STREAM, _DECODER_STREAM, _SCORE_STREAM = range(4)
 @dataclasses.dataclass(frozen=True)
 class Limits:
   """What one request may ask for, checked before any work (bin/export.py flags of the
-  same names). Decoding is autoregressive and the costliest: issue 15 measured about 40 MB
-  per decoded image on the smoke PixelCNN (64 images: 2.8 GB), hence its smaller limit.
+  same names). Decoding is autoregressive and the costliest: issue 15 measured 30-45 MB
+  per decoded image on the smoke PixelCNN (64 images: 2.8 GB; 128: 4.7 GB), hence its
+  smaller limit.
 
   Attributes:
     max_batch: examples per `encode` or `score` request.
@@ -78,9 +79,8 @@ def _check_num_samples(num_samples: tf.Tensor, limits: Limits) -> tf.Tensor:
   num_samples = tasks.check_shape(num_samples, "num_samples", [], "a scalar int32")
   num_samples = _at_most(num_samples, num_samples, limits.max_decodes, "input num_samples",
                          "max_decodes")
-  with tf.control_dependencies([
-      tf.debugging.assert_positive(num_samples, message="input num_samples must be >= 1")]):
-    return tf.identity(num_samples)
+  return tasks.passed_only_if(num_samples >= 1, num_samples,
+                              tf.constant("input num_samples must be >= 1"))
 
 
 @dataclasses.dataclass
@@ -140,13 +140,13 @@ class Signatures:
     """q(z|x): mean, stddev and z = mean + stddev * eps, eps ~ N(0, I) drawn from seed[b]."""
     posterior = self.model.encoder(self._model_inputs(x), training=False).distribution
     seed = tasks.check_shape(seed, "seed", [None], "[batch] int64, one per example")
-    with tf.control_dependencies([tf.debugging.assert_equal(
-        tf.shape(seed)[0], tf.shape(posterior.loc)[0],
-        message="input seed must hold one int64 per example of the first input")]):
-      noise = tf.map_fn(
-          lambda s: tf.random.stateless_normal(
-              [self.latent_dim], tf.stack([s, tf.constant(_ENCODE_STREAM, tf.int64)])),
-          seed, fn_output_signature=tf.TensorSpec([self.latent_dim], tf.float32))
+    seed = tasks.passed_only_if(
+        tf.equal(tf.shape(seed)[0], tf.shape(posterior.loc)[0]), seed,
+        tf.constant("input seed must hold one int64 per example of the first input"))
+    noise = tf.map_fn(
+        lambda s: tf.random.stateless_normal(
+            [self.latent_dim], tf.stack([s, tf.constant(_ENCODE_STREAM, tf.int64)])),
+        seed, fn_output_signature=tf.TensorSpec([self.latent_dim], tf.float32))
     return {"mean": posterior.loc, "stddev": posterior.scale,
             "z": posterior.loc + posterior.scale * noise}
 

@@ -30,20 +30,18 @@ _UNITS = ("nats per example; definitions in docs/metrics.md (mi_minibatch_he2019
 
 
 def check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
-  """`tensor` after an in-graph check that its batch holds at least one example."""
-  with tf.control_dependencies([tf.debugging.assert_positive(
-      tf.shape(tensor)[0], message=f"input {name} must hold at least one example")]):
-    return tf.identity(tensor)
+  """`tensor` once its batch holds at least one example (`passed_only_if`)."""
+  return passed_only_if(tf.shape(tensor)[0] > 0, tensor,
+                        tf.constant(f"input {name} must hold at least one example"))
 
 
 def check_shape(tensor: tf.Tensor, name: str, expected: list[int | None],
                 description: str) -> tf.Tensor:
   """`tensor` after an in-graph check that its rank is len(`expected`) and each of its
-  known sizes (None = any) matches; otherwise an InvalidArgumentError whose message
-  ends "input <name> must be <description>, got shape [...]" (`passed_only_if`).
-  Returned with that static shape. Serving signatures
-  take inputs of any shape and check them here, so that a wrong one is named (a fixed
-  signature shape is not checked by every loader)."""
+  known sizes (None = any) matches; otherwise an InvalidArgumentError whose message ends
+  "input <name> must be <description>, got shape [...]" (`passed_only_if`). Returned with
+  that static shape. Serving signatures take inputs of any shape and check them here, so
+  that a wrong one is named (a fixed signature shape is not checked by every loader)."""
   known = [axis for axis, size in enumerate(expected) if size is not None]
   padded = tf.concat([tf.shape(tensor), tf.zeros([len(expected)], tf.int32)], axis=0)
   ok = tf.logical_and(

@@ -9,6 +9,7 @@ warm-up schedule. The run directory is `skip_vae_tf.workdir`'s; what differs bet
 images and text is the task's (`skip_vae_tf.tasks`).
 """
 
+import functools
 import json
 import math
 import os
@@ -225,30 +226,35 @@ class Trainer:
     """The periodic in-epoch check (train.check_every_steps): latent metrics of a fixed
     validation subset, and images every train.check_images_every_steps."""
     config = self.config.train
-    examples = self.data.first_examples("validation", config.check_examples)
-    results = dict(self.evaluator.run_on_examples(examples))
-    kl_per_dim = results.pop("kl_per_dim")
-    scalars = self.task.derived_scalars(results)
-    summaries.write_scalars(self.check_writer, scalars, step)
-    summaries.write_kl_per_dim(self.check_writer, kl_per_dim, step)
+    scalars, kl_per_dim = evaluators.summarize(
+        self.evaluator.run_on_examples(self._check_examples), self.task)
+    self._record(self.check_writer, workdir_lib.CHECK_LOGS, scalars, kl_per_dim, step)
     if progress.is_time(step, config.check_images_every_steps):
       self._log_samples(step, self.check_writer)
-    if self.is_chief:
-      self.workdir.append_scalars(workdir_lib.CHECK_LOGS, step, scalars)
     logging.info("check at step %d on %d validation examples: kl %.4g, mi_aggregate %.4g, "
-                 "active_units_cov_ge_0.01 %d", step, len(examples), scalars["kl"],
-                 scalars["mi_aggregate"], scalars["active_units_cov_ge_0.01"])
+                 "active_units_cov_ge_0.01 %d", step, len(self._check_examples),
+                 scalars["kl"], scalars["mi_aggregate"], scalars["active_units_cov_ge_0.01"])
+
+  @functools.cached_property
+  def _check_examples(self) -> np.ndarray:
+    """The fixed validation subset of the periodic check (model inputs)."""
+    return self.data.first_examples("validation", self.config.train.check_examples)
+
+  def _record(self, writer: tf.summary.SummaryWriter, split: str, scalars: dict[str, float],
+              kl_per_dim: np.ndarray, step: int) -> None:
+    """Evaluation scalars and KL per dimension to TensorBoard and (chief) metrics.jsonl."""
+    summaries.write_scalars(writer, scalars, step)
+    summaries.write_kl_per_dim(writer, kl_per_dim, step)
+    if self.is_chief:
+      self.workdir.append_scalars(split, step, {**scalars, "kl_per_dim": kl_per_dim.tolist()})
 
   def _validate(self, step: int) -> None:
     start = time.time()
     scalars, kl_per_dim = self.evaluate("validation")
-    summaries.write_scalars(self.validation_writer, scalars, step)
-    summaries.write_kl_per_dim(self.validation_writer, kl_per_dim, step)
+    self._record(self.validation_writer, workdir_lib.VALIDATION_LOGS, scalars, kl_per_dim,
+                 step)
     if self.config.train.aggressive and bool(self.aggressive.numpy()):
       self._update_aggressive(scalars["mi_aggregate"], step)
-    if self.is_chief:
-      self.workdir.append_scalars("validation", step,
-                                  {**scalars, "kl_per_dim": kl_per_dim.tolist()})
     self._log_samples(step, self.validation_writer)
     logging.info("validation at step %d: %s (%.1fs)", step,
                  ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
@@ -276,7 +282,7 @@ class Trainer:
                    skipped_steps=float(self.skipped_steps.numpy()))
     summaries.write_scalars(self.train_writer, scalars, step)
     if self.is_chief:
-      self.workdir.append_scalars("train", step, scalars)
+      self.workdir.append_scalars(workdir_lib.TRAIN_LOGS, step, scalars)
     rate = scalars.get("examples_per_sec", 0.0)
     eta = (self.total_steps - step) * self.global_batch_size / rate if rate else math.inf
     epoch = (step - 1) // self.steps_per_epoch + 1
