@@ -34,6 +34,7 @@ def main(argv):
   # pylint: disable=g-import-not-at-top
   from skip_vae_tf import evaluators
   from skip_vae_tf import metrics
+  from skip_vae_tf import precision
   from skip_vae_tf import tasks
   from skip_vae_tf.data import images as image_data
   config = _CONFIG.value
@@ -50,12 +51,12 @@ def main(argv):
     seconds = time.perf_counter() - start
     print(f"full-set MI, N={size}: {seconds:.3f} s ({1e3 * seconds / size:.3f} ms per example)")
 
-  model = tasks.ImageTask().build_model(config.model)
+  model = tasks.build_model(tasks.ImageTask(), config)
   images = (rng.random((_ELBO_EXAMPLES.value, 28, 28, 1)) < 0.1).astype(np.float32)
   batch = config.train.eval_batch_size
   posterior = evaluators.PosteriorEvaluator(model, tf.distribute.get_strategy(), batch,
                                             config.train.mi_minibatch_size,
-                                            config.train.jit_compile)
+                                            precision.use_xla(config.train))
   data = image_data.ImageDataset("synthetic", "random binary images", train=images,
                                  validation=images[:2 * batch],
                                  test=images[:_IW_EXAMPLES.value],
@@ -71,7 +72,7 @@ def main(argv):
   iw_images = data.test
   iw_evaluator = evaluators.ImportanceWeightedEvaluator(
       model, _IW_SAMPLES.value, _IW_CHUNK.value, batch_size=len(iw_images),
-      jit_compile=config.train.jit_compile)
+      jit_compile=precision.use_xla(config.train))
   def iw_seconds():
     start = time.perf_counter()
     iw_evaluator.per_example(data, "test")

@@ -4,6 +4,10 @@ r"""Training throughput (examples/s; text: tokens/s) and peak RSS of VAE and Ski
   python benchmarks/train_throughput.py --config=configs/yahoo_small.py --data_dir=../shared/data
   python benchmarks/train_throughput.py --config=configs/yahoo_small.py --data_dir=../shared/data \
       --sentence_length=40
+  python benchmarks/train_throughput.py --precisions=float32,mixed_bfloat16 ...
+
+With several `--precisions` every model is measured in each, back to back, and the ratio to
+the first precision printed (mixed bfloat16 runs without XLA on a CPU: precision.use_xla).
 
 Text tokens are the tokens the decoder predicts (words and </s>). With --sentence_length=L
 every batch holds real training sentences cut to L predicted tokens (`<s>` + L-1 words +
@@ -45,6 +49,8 @@ _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows.", lower_bound=1)
 _WINDOW_STEPS = flags.DEFINE_integer("window_steps", 20, "Steps per timed window.", lower_bound=1)
 _SENTENCE_LENGTH = flags.DEFINE_integer("sentence_length", 0, "Text: cut every sentence to "
                                         "this many predicted tokens (0 = real buckets).")
+_PRECISIONS = flags.DEFINE_list("precisions", ["float32"], "train.precision values to measure "
+                                "each model in (skip_vae_tf/precision.py).")
 _CHILD = flags.DEFINE_bool("child", False, "Internal: measure one model in this process.")
 
 
@@ -124,26 +130,37 @@ def main(argv):
         f"batch {config.train.batch_size}; decoder {config.model.decoder} {shape}")
   rates = {}
   for model in _MODELS.value:
-    inference = "semi_amortized" if model.endswith("sa_vae") else "amortized"
-    args = [sys.executable, __file__, "--child", f"--models={model}",
-            *(a for a in sys.argv[1:] if not a.startswith("--models")),
-            f"--config.model.skip={model.startswith('skip_')}",
-            f"--config.model.inference={inference}"]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    result = json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[7:])
-    tokens = (f"{result['tokens_per_sec_median']:7.0f} tokens/s (windows "
-              f"{result['tokens_per_sec_windows']}), " if "tokens_per_sec_median" in result
-              else "")
-    print(f"{model:9s} {result['parameters']:>11,d} params | {tokens}"
-          f"{result['examples_per_sec_median']:7.1f} examples/s (median of "
-          f"{_WINDOWS.value}x{_WINDOW_STEPS.value} steps; windows "
-          f"{result['examples_per_sec_windows']}) | peak RSS {result['peak_rss_gib']:.2f} GiB")
-    rates[model] = result["examples_per_sec_median"]
-  for model, rate in rates.items():
-    base = rates.get(model.replace("sa_vae", "vae"))
+    for precision in _PRECISIONS.value:
+      rates[model, precision] = _measure_in_child(model, precision)
+  first = _PRECISIONS.value[0]
+  for (model, precision), rate in rates.items():
+    if precision != first:
+      print(f"{model} {precision} / {first}: {rate / rates[model, first]:.2f}x examples/s")
+    base = rates.get((model.replace("sa_vae", "vae"), precision))
     if model.endswith("sa_vae") and base:
-      print(f"step-time ratio {model} / {model.replace('sa_vae', 'vae')}: {base / rate:.1f} "
-            f"at {config.model.svi_steps} refinement steps")
+      print(f"step-time ratio {model} / {model.replace('sa_vae', 'vae')} ({precision}): "
+            f"{base / rate:.1f} at {config.model.svi_steps} refinement steps")
+
+
+def _measure_in_child(model: str, precision: str) -> float:
+  """Measures `model` in `precision` in a child process; prints its row, returns its
+  median examples/s."""
+  inference = "semi_amortized" if model.endswith("sa_vae") else "amortized"
+  args = [sys.executable, __file__, "--child", f"--models={model}",
+          *(a for a in sys.argv[1:] if not a.startswith(("--models", "--precisions"))),
+          f"--config.model.skip={model.startswith('skip_')}",
+          f"--config.model.inference={inference}", f"--config.train.precision={precision}"]
+  out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+  result = json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[7:])
+  tokens = (f"{result['tokens_per_sec_median']:7.0f} tokens/s (windows "
+            f"{result['tokens_per_sec_windows']}), " if "tokens_per_sec_median" in result
+            else "")
+  print(f"{model:9s} {precision:14s} {result['parameters']:>11,d} params | {tokens}"
+        f"{result['examples_per_sec_median']:7.1f} examples/s (median of "
+        f"{_WINDOWS.value}x{_WINDOW_STEPS.value} steps; windows "
+        f"{result['examples_per_sec_windows']}) | peak RSS {result['peak_rss_gib']:.2f} GiB",
+        flush=True)
+  return result["examples_per_sec_median"]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 r"""Exact dataset-level metrics of a trained run (definitions: docs/metrics.md).
 
   python bin/evaluate.py --workdir=runs/omniglot_skip_vae [--split=test]
-      [--checkpoint=best|latest] [--iw_samples=500]
+      [--checkpoint=best|latest] [--iw_samples=500] [--precision=mixed_bfloat16]
 
 Works for image and text runs alike (text adds per-word NLLs and perplexities).
 Prints a table and writes eval_<split>.json and eval_<split>.md into the workdir, plus
@@ -32,12 +32,17 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder (default: the
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate only the first N examples "
                                      "(0 = all).", lower_bound=0)
 
+_PRECISION = flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16"],
+                               "Evaluate the networks in this precision (default: the run's "
+                               "train.precision; skip_vae_tf/precision.py).")
+
 
 def evaluate() -> str:
   from skip_vae_tf import evaluation
   result = evaluation.evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value,
                                    _IW_SAMPLES.value, _IW_CHUNK.value, _BATCH_SIZE.value,
-                                   _DATA_DIR.value, _MAX_EXAMPLES.value)
+                                   _DATA_DIR.value, _MAX_EXAMPLES.value,
+                                   precision_name=_PRECISION.value)
   return evaluation.markdown_table(result)
 
 

@@ -12,6 +12,7 @@ import pathlib
 import ml_collections
 
 from skip_vae_tf import errors
+from skip_vae_tf import precision
 
 IMAGE_DATASETS = ("mnist", "binarized_mnist", "omniglot")
 TEXT_DATASETS = ("yahoo", "yahoo_small", "ptb")
@@ -91,6 +92,9 @@ def _train_defaults() -> ml_collections.ConfigDict:
   train.num_logged_samples = 8
   train.max_consecutive_nonfinite = 20
   train.strategy = "auto"
+  # 'float32' or 'mixed_bfloat16': the networks' matrix products and convolutions in
+  # bfloat16, variables, likelihood, KL and every metric in float32 (skip_vae_tf/precision.py).
+  train.precision = "float32"
   # XLA for the per-replica loss and gradient: 1.1-1.2x examples/s on CPU (benchmarks/).
   train.jit_compile = True
   # tf.config.experimental.enable_op_determinism(): with the same seed, a run killed and
@@ -336,6 +340,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"unknown train.strategy {train.strategy!r}; choose one of {STRATEGIES}")
   _require(train.optimizer in OPTIMIZERS,
            f"unknown train.optimizer {train.optimizer!r}; choose one of {OPTIMIZERS}")
+  _require(train.precision in precision.PRECISIONS,
+           f"unknown train.precision {train.precision!r}; choose one of {precision.PRECISIONS}")
   _require(train.lr_schedule in LR_SCHEDULES,
            f"unknown train.lr_schedule {train.lr_schedule!r}; choose one of {LR_SCHEDULES}")
   _validate_remedies(train)

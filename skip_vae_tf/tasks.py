@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
+from skip_vae_tf import precision
 from skip_vae_tf import summaries
 from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.data import files
@@ -314,6 +315,14 @@ def _exp(value: float) -> float:
 
 
 Task = ImageTask | TextTask
+
+
+def build_model(task: Task, config: ml_collections.ConfigDict) -> vae_lib.VAE:
+  """The run's VAE, its networks in `config.train.precision` (skip_vae_tf.precision)."""
+  with precision.policy_scope(config.train.precision):
+    return task.build_model(config.model)
+
+
 _TASKS = {"image": ImageTask, "text": TextTask}
 
 
@@ -327,7 +336,7 @@ def hparams(task: Task, config: ml_collections.ConfigDict) -> dict:
           "learning_rate": train.learning_rate,
           "kl_warmup_epochs": float(train.kl_warmup_epochs), "kl_schedule": train.kl_schedule,
           "beta": float(train.beta), "free_bits": float(train.free_bits),
-          "inference": model.inference, "seed": config.seed,
+          "inference": model.inference, "precision": train.precision, "seed": config.seed,
           **task.hparams(model)}
 
 

@@ -28,6 +28,7 @@ from skip_vae_tf import errors
 from skip_vae_tf import evaluators
 from skip_vae_tf import metrics
 from skip_vae_tf import objectives
+from skip_vae_tf import precision
 from skip_vae_tf import progress
 from skip_vae_tf import steps
 from skip_vae_tf import stop_signals
@@ -106,7 +107,7 @@ class Trainer:
     """Model, optimizer, checkpointed counters, checkpoint managers, writers, steps."""
     config = self.config
     with self.strategy.scope():
-      self.model = self.task.build_model(config.model)
+      self.model = tasks.build_model(self.task, config)
       self.optimizer = steps.make_optimizer(config.train)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -134,7 +135,7 @@ class Trainer:
                      workdir_lib.CHECK_LOGS))
     self._gradient_step, self._apply_step = steps.make_train_step(
         self.model, self.optimizer, self.strategy, self.kl_weight, self.global_batch_size,
-        config.train.grad_clip_norm, config.train.jit_compile,
+        config.train.grad_clip_norm, precision.use_xla(config.train),
         objectives.loss_for_config(config.train))
     if config.train.aggressive:
       self._make_aggressive_steps()
@@ -142,7 +143,7 @@ class Trainer:
                                if v.dtype in ("float32", "float64")]
     self.evaluator = evaluators.PosteriorEvaluator(
         self.model, self.strategy, config.train.eval_batch_size,
-        config.train.mi_minibatch_size, config.train.jit_compile)
+        config.train.mi_minibatch_size, precision.use_xla(config.train))
     self._reconstruct_and_sample = tf.function(self.model.reconstruct_and_sample)
     self._consecutive_nonfinite = 0
 

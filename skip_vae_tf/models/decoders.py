@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from skip_vae_tf.models import layer_lists
+from skip_vae_tf.models import layers
 from skip_vae_tf.models import pixelcnn
 
 tfd = tfp.distributions
@@ -20,8 +21,9 @@ IMAGE_EVENT_NDIMS = 3
 
 
 def bernoulli_image(logits: tf.Tensor) -> tfd.Distribution:
-  """Logits (B, H, W, C) -> Bernoulli pixels with batch shape (B,), event (H, W, C)."""
-  return tfd.Independent(tfd.Bernoulli(logits=logits),
+  """Logits (B, H, W, C) -> Bernoulli pixels with batch shape (B,), event (H, W, C); float32
+  whatever the networks' precision (`skip_vae_tf.precision`)."""
+  return tfd.Independent(tfd.Bernoulli(logits=tf.cast(logits, tf.float32)),
                          reinterpreted_batch_ndims=IMAGE_EVENT_NDIMS)
 
 
@@ -57,6 +59,7 @@ class AutoregressiveImageDecoder(ImageDecoder):
     raise NotImplementedError
 
   def logits_from_maps(self, x: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+    """x (B, H, W, C), maps (B, H, W, C_z) -> float32 logits (B, H, W, C)."""
     raise NotImplementedError
 
   def call(self, x, z):
@@ -140,13 +143,13 @@ class PixelCNNDecoder(AutoregressiveImageDecoder):
     self.skip = skip
     self.latent_feature_maps = latent_feature_maps
     height, width, _ = self.image_shape
-    self.latent_projection = keras.layers.Dense(height * width * latent_feature_maps,
+    self.latent_projection = layers.Dense(height * width * latent_feature_maps,
                                                 name="z_projection")
     self.gated_layers = layer_lists.tracked(self, "gated", [
         pixelcnn.GatedPixelCNNLayer(channels, k, first=(i == 0), conditioned=(i == 0 or skip),
                                     name=f"gated{i}")
         for i, k in enumerate(kernel_sizes)])
-    self.output_conv = keras.layers.Conv2D(self.image_shape[-1], 1, name="output")
+    self.output_conv = layers.Conv2D(self.image_shape[-1], 1, name="output")
 
   def latent_maps(self, z: tf.Tensor) -> tf.Tensor:
     """z (B, D) -> (B, H, W, C_z)."""
@@ -155,15 +158,15 @@ class PixelCNNDecoder(AutoregressiveImageDecoder):
                       [-1, height, width, self.latent_feature_maps])
 
   def logits_from_maps(self, x: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
-    """x (B, H, W, 1) in {0, 1}, maps (B, H, W, C_z) -> logits (B, H, W, 1)."""
-    vertical = horizontal = 2.0 * x - 1.0
+    """x (B, H, W, 1) in {0, 1}, maps (B, H, W, C_z) -> float32 logits (B, H, W, 1)."""
+    vertical = horizontal = 2.0 * tf.cast(x, maps.dtype) - 1.0
     for layer in self.gated_layers:
       vertical, horizontal = layer(vertical, horizontal,
                                    maps if layer.conditioned else None)
     features = tf.nn.relu(horizontal)
     if self.skip:
       features = tf.concat([features, maps], axis=-1)
-    return self.output_conv(features)
+    return tf.cast(self.output_conv(features), tf.float32)
 
 
 def pixel_uniforms(seed: tf.Tensor, batch: tf.Tensor, num_pixels: int) -> tf.Tensor:
@@ -183,21 +186,21 @@ class MLPDecoder(ImageDecoder):
     self.image_shape = tuple(image_shape)
     self.skip = skip
     self.hidden = layer_lists.tracked(
-        self, "hidden", [keras.layers.Dense(units, name=f"hidden{i}")
+        self, "hidden", [layers.Dense(units, name=f"hidden{i}")
                          for i, units in enumerate(hidden)])
     num_pixels = 1
     for size in self.image_shape:
       num_pixels *= size
-    self.output_layer = keras.layers.Dense(num_pixels, name="output")
+    self.output_layer = layers.Dense(num_pixels, name="output")
     latent_skips = []
     if skip:
-      latent_skips = [keras.layers.Dense(units, use_bias=False, name=f"z_to_hidden{i}")
+      latent_skips = [layers.Dense(units, use_bias=False, name=f"z_to_hidden{i}")
                       for i, units in enumerate(hidden[1:], start=1)]
-      latent_skips.append(keras.layers.Dense(num_pixels, use_bias=False, name="z_to_output"))
+      latent_skips.append(layers.Dense(num_pixels, use_bias=False, name="z_to_output"))
     self.latent_skips = layer_lists.tracked(self, "latent_skip", latent_skips)
 
   def logits(self, z: tf.Tensor) -> tf.Tensor:
-    """z (B, D) -> logits (B, H, W, C)."""
+    """z (B, D) -> float32 logits (B, H, W, C)."""
     h = tf.nn.relu(self.hidden[0](z))
     dense_layers = [*self.hidden[1:], self.output_layer]
     for i, layer in enumerate(dense_layers):
@@ -205,7 +208,7 @@ class MLPDecoder(ImageDecoder):
       if self.skip:
         pre += self.latent_skips[i](z)
       h = tf.nn.relu(pre) if i < len(dense_layers) - 1 else pre
-    return tf.reshape(h, [-1, *self.image_shape])
+    return tf.cast(tf.reshape(h, [-1, *self.image_shape]), tf.float32)
 
   def call(self, x, z):
     del x  # Not autoregressive: pixels are independent given z.

@@ -7,12 +7,15 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from skip_vae_tf.models import layer_lists
+from skip_vae_tf.models import layers
 
 tfd = tfp.distributions
 
 
 def diagonal_gaussian(mean: tf.Tensor, log_variance: tf.Tensor) -> tfd.Distribution:
-  """Independent Normal over the last axis: batch shape (B,), event shape (D,)."""
+  """Independent Normal over the last axis: batch shape (B,), event shape (D,); float32
+  whatever the networks' precision (`skip_vae_tf.precision`)."""
+  mean, log_variance = tf.cast(mean, tf.float32), tf.cast(log_variance, tf.float32)
   return tfd.Independent(tfd.Normal(mean, tf.exp(0.5 * log_variance)),
                          reinterpreted_batch_ndims=1)
 
@@ -28,8 +31,8 @@ class GaussianHead(keras.layers.Layer):
     super().__init__(**kwargs)
     init = ({} if initializer is None
             else {"kernel_initializer": initializer, "bias_initializer": initializer})
-    self.mean = keras.layers.Dense(latent_dim, name="mean", **init)
-    self.log_variance = keras.layers.Dense(latent_dim, name="log_variance", **init)
+    self.mean = layers.Dense(latent_dim, name="mean", **init)
+    self.log_variance = layers.Dense(latent_dim, name="log_variance", **init)
 
   def call(self, features):
     return diagonal_gaussian(self.mean(features), self.log_variance(features))
@@ -40,11 +43,11 @@ class ResidualBlock(keras.layers.Layer):
 
   def __init__(self, channels: int, stride: int, **kwargs):
     super().__init__(**kwargs)
-    self.conv1 = keras.layers.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False)
+    self.conv1 = layers.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False)
     self.bn1 = keras.layers.BatchNormalization()
-    self.conv2 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)
+    self.conv2 = layers.Conv2D(channels, 3, padding="same", use_bias=False)
     self.bn2 = keras.layers.BatchNormalization()
-    self.shortcut_conv = keras.layers.Conv2D(channels, 1, strides=stride, use_bias=False)
+    self.shortcut_conv = layers.Conv2D(channels, 1, strides=stride, use_bias=False)
     self.shortcut_bn = keras.layers.BatchNormalization()
 
   def call(self, x, training=False):
@@ -81,7 +84,7 @@ class MLPEncoder(keras.layers.Layer):
     super().__init__(**kwargs)
     self.flatten = keras.layers.Flatten()
     self.hidden = layer_lists.tracked(
-        self, "hidden", [keras.layers.Dense(units, activation="relu", name=f"hidden{i}")
+        self, "hidden", [layers.Dense(units, activation="relu", name=f"hidden{i}")
                          for i, units in enumerate(hidden)])
     self.head = GaussianHead(latent_dim, name="head")
 

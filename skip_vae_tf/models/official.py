@@ -37,6 +37,7 @@ import tensorflow as tf
 from skip_vae_tf.models import decoders
 from skip_vae_tf.models import encoders
 from skip_vae_tf.models import layer_lists
+from skip_vae_tf.models import layers
 from skip_vae_tf.models import pixelcnn
 
 
@@ -47,17 +48,17 @@ def _uniform_fan_in(fan_in: int) -> keras.initializers.Initializer:
 
 
 def conv(filters: int, kernel, in_channels: int, strides: int = 1, padding: str = "valid",
-         name: str | None = None) -> keras.layers.Conv2D:
+         name: str | None = None) -> layers.Conv2D:
   """A Conv2D initialised as PyTorch's nn.Conv2d."""
   kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
   init = _uniform_fan_in(in_channels * kernel[0] * kernel[1])
-  return keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding,
+  return layers.Conv2D(filters, kernel, strides=strides, padding=padding,
                              kernel_initializer=init, bias_initializer=init, name=name)
 
 
-def dense(units: int, in_features: int, name: str | None = None) -> keras.layers.Dense:
+def dense(units: int, in_features: int, name: str | None = None) -> layers.Dense:
   """A Dense initialised as the official code's nn.Linear after `he_init`."""
-  return keras.layers.Dense(
+  return layers.Dense(
       units, kernel_initializer=keras.initializers.VarianceScaling(
           2.0, "fan_in", "untruncated_normal"),
       bias_initializer=_uniform_fan_in(in_features), name=name)
@@ -185,9 +186,9 @@ class OfficialPixelCNNDecoder(decoders.AutoregressiveImageDecoder):
                       for projection in self.latent_projections], axis=-1)
 
   def logits_from_maps(self, x: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
-    """x (B, H, W, 1) in {0, 1}, maps from `latent_maps` -> logits (B, H, W, 1)."""
+    """x (B, H, W, 1) in {0, 1}, maps from `latent_maps` -> float32 logits (B, H, W, 1)."""
     per_projection = tf.split(maps, self.num_projections, axis=-1)
-    vertical = horizontal = x
+    vertical = horizontal = tf.cast(x, maps.dtype)
     for i, layer in enumerate(self.gated_layers):
       if i == 0 or self.skip:
         vertical = tf.concat([vertical, per_projection[i]], axis=-1)
@@ -195,4 +196,4 @@ class OfficialPixelCNNDecoder(decoders.AutoregressiveImageDecoder):
       vertical, horizontal = layer(vertical, horizontal)
     if self.skip:
       horizontal = tf.concat([horizontal, per_projection[-1]], axis=-1)
-    return self.output_conv(horizontal)
+    return tf.cast(self.output_conv(horizontal), tf.float32)

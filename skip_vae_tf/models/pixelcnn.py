@@ -17,6 +17,8 @@ maps to both stacks' pre-activations, which is what `GatedPixelCNNLayer` does.
 import keras
 import tensorflow as tf
 
+from skip_vae_tf.models import layers
+
 
 def down_shift(x: tf.Tensor) -> tf.Tensor:
   """(B, H, W, C) -> same shape, rows moved down by one (row 0 becomes zeros)."""
@@ -52,15 +54,15 @@ class GatedPixelCNNLayer(keras.layers.Layer):
     self.first = first
     self.conditioned = conditioned
     half = kernel_size // 2
-    self.vertical_conv = keras.layers.Conv2D(2 * channels, (half + 1, kernel_size),
+    self.vertical_conv = layers.Conv2D(2 * channels, (half + 1, kernel_size),
                                              name="vertical")
-    self.horizontal_conv = keras.layers.Conv2D(2 * channels, (1, half + 1), name="horizontal")
-    self.vertical_to_horizontal = keras.layers.Conv2D(2 * channels, 1, name="v_to_h")
-    self.horizontal_out = keras.layers.Conv2D(channels, 1, name="h_out")
+    self.horizontal_conv = layers.Conv2D(2 * channels, (1, half + 1), name="horizontal")
+    self.vertical_to_horizontal = layers.Conv2D(2 * channels, 1, name="v_to_h")
+    self.horizontal_out = layers.Conv2D(channels, 1, name="h_out")
     if conditioned:
-      self.latent_to_vertical = keras.layers.Conv2D(2 * channels, 1, use_bias=False,
+      self.latent_to_vertical = layers.Conv2D(2 * channels, 1, use_bias=False,
                                                     name="z_to_v")
-      self.latent_to_horizontal = keras.layers.Conv2D(2 * channels, 1, use_bias=False,
+      self.latent_to_horizontal = layers.Conv2D(2 * channels, 1, use_bias=False,
                                                       name="z_to_h")
 
   def call(self, vertical, horizontal, latent_maps=None):

@@ -21,6 +21,7 @@ import tensorflow_probability as tfp
 from skip_vae_tf import vocabulary
 from skip_vae_tf.models import encoders
 from skip_vae_tf.models import layer_lists
+from skip_vae_tf.models import layers
 from skip_vae_tf.models import lstm
 from skip_vae_tf.models import seeds
 
@@ -119,30 +120,31 @@ class LSTMDecoder(keras.layers.Layer):
     self.embedding = keras.layers.Embedding(vocab_size, embedding_dim,
                                             embeddings_initializer=init, name="embedding")
     # Linear(z) is the top layer's initial hidden state (the reference's h0[-1]).
-    self.initial_hidden = keras.layers.Dense(hidden[-1], kernel_initializer=init,
+    self.initial_hidden = layers.Dense(hidden[-1], kernel_initializer=init,
                                              bias_initializer=init, name="z_to_h0")
     self.lstms = layer_lists.tracked(self, "lstm", [
         lstm.LSTM(units, static_dim=latent_dim if (i == 0 or skip) else 0, initializer=init,
                   name=f"lstm{i}") for i, units in enumerate(hidden)])
     self.dropout = Dropout(dropout, name="dropout")
-    self.output_layer = keras.layers.Dense(vocab_size, kernel_initializer=init,
+    self.output_layer = layers.Dense(vocab_size, kernel_initializer=init,
                                            bias_initializer=init, name="output")
     # [h, z] W = h W_h + z W_z: the skip model's softmax input, without the concatenation.
-    self.z_to_output = (keras.layers.Dense(vocab_size, use_bias=False, kernel_initializer=init,
+    self.z_to_output = (layers.Dense(vocab_size, use_bias=False, kernel_initializer=init,
                                            name="z_to_output") if skip else None)
 
   def _initial_states(self, z):
     zeros = [tf.zeros([tf.shape(z)[0], layer.units]) for layer in self.lstms]
     states = [(h, h) for h in zeros]
-    states[-1] = (self.initial_hidden(z), zeros[-1])
+    states[-1] = (tf.cast(self.initial_hidden(z), tf.float32), zeros[-1])
     return states
 
   def _output_logits(self, h, z):
+    """Top hidden states (B, [T,] H), z (B, D) -> float32 logits (B, [T,] V)."""
     logits = self.output_layer(h)
     if self.skip:
       bias = self.z_to_output(z)
       logits += bias[:, None] if len(logits.shape) == 3 else bias
-    return logits
+    return tf.cast(logits, tf.float32)
 
   def logits(self, x, z, training=False, seed=None):
     """x (B, L) ids, z (B, D) -> logits (B, L - 1, V) of the targets x[:, 1:]; `seed`

@@ -217,6 +217,8 @@ def build_vae(encoder: keras.layers.Layer, decoder: keras.layers.Layer, latent_d
   """A VAE of `encoder` and `decoder` (semi-amortized with a `refinement`), its variables
   created by a call on `example_input` (one example of the model's input)."""
   name = ("skip_" if skip else "") + ("sa_vae" if refinement is not None else "vae")
-  model = VAE(encoder, decoder, latent_dim, refinement, name=name)
+  # The VAE itself computes in float32 (prior, KL, sampling): only the networks inside
+  # may take a mixed policy (skip_vae_tf.precision).
+  model = VAE(encoder, decoder, latent_dim, refinement, name=name, dtype="float32")
   model(example_input)
   return model

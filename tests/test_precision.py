@@ -1,0 +1,181 @@
+"""Mixed bfloat16: the networks compute in bfloat16, every distribution and metric stays
+float32, the same weights score the same within bfloat16 resolution, sampling and
+training work, and a float32 checkpoint restores into a mixed model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import precision
+from skip_vae_tf import tasks
+from skip_vae_tf import vocabulary as vocab
+from skip_vae_tf.models import layers
+
+VOCAB = 23
+
+
+def _image_config(decoder="pixelcnn_official"):
+  config = config_lib.apply_smoke(config_lib.image_config())
+  config.model.decoder = decoder
+  config.model.encoder = "resnet_official" if decoder == "pixelcnn_official" else "mlp"
+  return config
+
+
+def _text_config():
+  config = config_lib.apply_smoke(config_lib.text_config())
+  config.model.vocab_size = VOCAB
+  return config
+
+
+def _pair(task, config):
+  """The same weights as a float32 and a mixed bfloat16 model."""
+  models = {}
+  for name in precision.PRECISIONS:
+    config.train.precision = name
+    models[name] = tasks.build_model(task, config)
+  models["mixed_bfloat16"].set_weights(models["float32"].get_weights())
+  return models["float32"], models["mixed_bfloat16"]
+
+
+def _images(count=6):
+  return (np.random.default_rng(0).random((count, 28, 28, 1)) < 0.3).astype(np.float32)
+
+
+def _sentences():
+  rng = np.random.default_rng(1)
+  rows = np.zeros((5, 9), np.int32)
+  for i, length in enumerate([3, 7, 5, 4, 6]):
+    rows[i, 0], rows[i, length + 1] = vocab.BOS_ID, vocab.EOS_ID
+    rows[i, 1:length + 1] = rng.integers(len(vocab.SPECIALS), VOCAB, size=length)
+  return tf.constant(rows)
+
+
+def _terms(model, x, training=False):
+  model.sampling_seed.state.assign([5, 0])
+  return model(x, training=training)
+
+
+CASES = [("image", "pixelcnn_official"), ("image", "mlp"), ("text", None)]
+
+
+def _case(modality, decoder):
+  if modality == "text":
+    return _pair(tasks.TextTask(), _text_config()), _sentences()
+  return _pair(tasks.ImageTask(), _image_config(decoder)), tf.constant(_images())
+
+
+@pytest.mark.parametrize("modality,decoder", CASES)
+def test_mixed_networks_compute_in_bfloat16_with_float32_weights_and_outputs(modality,
+                                                                             decoder):
+  (_, mixed), x = _case(modality, decoder)
+  layers = [layer for layer in mixed._flatten_layers() if layer.weights and
+            isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+  assert layers and all(layer.compute_dtype == "bfloat16" for layer in layers)
+  assert all(v.dtype == "float32" for v in mixed.variables if "int" not in v.dtype)
+  terms = _terms(mixed, x)
+  for name in ("negative_elbo", "reconstruction_nll", "kl", "posterior_mean",
+               "posterior_log_variance", "z"):
+    assert terms[name].dtype == tf.float32, name
+
+
+@pytest.mark.parametrize("modality,decoder", CASES)
+def test_same_weights_score_alike_in_both_precisions(modality, decoder):
+  """The ELBO terms of the same weights and draws differ by bfloat16 rounding only: not
+  at all would mean the mixed model never ran in bfloat16; more than 1% would be a bug."""
+  (full, mixed), x = _case(modality, decoder)
+  a, b = _terms(full, x), _terms(mixed, x)
+  for name in ("reconstruction_nll", "kl"):
+    np.testing.assert_allclose(b[name], a[name], rtol=1e-2, atol=1e-2, err_msg=name)
+  assert not np.array_equal(a["reconstruction_nll"], b["reconstruction_nll"])
+
+
+@pytest.mark.parametrize("modality,decoder", CASES)
+def test_mixed_gradients_are_float32_and_point_the_same_way(modality, decoder):
+  (full, mixed), x = _case(modality, decoder)
+  gradients = []
+  for model in (full, mixed):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(_terms(model, x, training=True)["negative_elbo"])
+    gradients.append([tf.convert_to_tensor(g) for g in
+                      tape.gradient(loss, model.trainable_variables)])
+  flat = [np.concatenate([g.numpy().ravel() for g in grads]) for grads in gradients]
+  assert all(g.dtype == tf.float32 for g in gradients[1])
+  cosine = flat[0] @ flat[1] / (np.linalg.norm(flat[0]) * np.linalg.norm(flat[1]))
+  assert cosine > 0.999
+
+
+def test_mixed_image_decoder_samples_and_decodes_greedily():
+  (_, mixed), _ = _case("image", "pixelcnn_official")
+  z = tf.random.stateless_normal([2, mixed.latent_dim], [1, 2])
+  images = mixed.decoder.sample(z, tf.constant([3, 4]))
+  probabilities, greedy = mixed.decoder.greedy(z)
+  assert images.dtype == greedy.dtype == probabilities.dtype == tf.float32
+  assert set(np.unique(images.numpy())) <= {0.0, 1.0}
+  np.testing.assert_array_equal(greedy.numpy(), (probabilities.numpy() > 0.5))
+
+
+def test_mixed_text_decoder_generates_the_float32_models_greedy_sentences():
+  (full, mixed), _ = _case("text", None)
+  z = tf.random.stateless_normal([4, full.latent_dim], [1, 2])
+  a, b = full.decoder.greedy(z), mixed.decoder.greedy(z)
+  assert b.dtype == tf.int32 and b.shape == a.shape
+  # bfloat16 rounding may flip a near-tie somewhere; the first tokens agree.
+  np.testing.assert_array_equal(a[:, 0], b[:, 0])
+
+
+def test_float32_checkpoint_restores_into_a_mixed_model(tmp_path):
+  config = _image_config()
+  task = tasks.ImageTask()
+  full = tasks.build_model(task, config)
+  path = tf.train.Checkpoint(model=full).write(str(tmp_path / "ckpt"))
+  config.train.precision = "mixed_bfloat16"
+  mixed = tasks.build_model(task, config)
+  tf.train.Checkpoint(model=mixed).read(path).assert_existing_objects_matched()
+  for a, b in zip(full.variables, mixed.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_policy_scope_restores_the_global_policy_and_names_bad_values():
+  before = keras.config.dtype_policy().name
+  with precision.policy_scope("mixed_bfloat16"):
+    assert keras.layers.Dense(2).compute_dtype == "bfloat16"
+  assert keras.config.dtype_policy().name == before
+  with pytest.raises(ValueError, match="unknown precision 'float16'"):
+    with precision.policy_scope("float16"):
+      pass
+
+
+def test_config_rejects_an_unknown_precision():
+  config = _image_config()
+  config.train.precision = "bf16"
+  with pytest.raises(config_lib.ConfigError, match="train.precision"):
+    config_lib.validate(config)
+
+
+def test_mixed_precision_runs_without_xla_on_cpu_only():
+  config = _image_config()
+  assert precision.use_xla(config.train) == config.train.jit_compile
+  config.train.precision = "mixed_bfloat16"
+  assert precision.use_xla(config.train) == bool(tf.config.list_physical_devices("GPU"))
+
+
+@pytest.mark.parametrize("make", [lambda: layers.Conv2D(4, 3, padding="same"),
+                                  lambda: layers.Dense(4)])
+def test_bias_gradient_of_a_mixed_layer_matches_float32(make):
+  """Keras' BiasAdd gradient sums bfloat16 in bfloat16 on CPU (0.01 x 4,704 -> 8.0); the
+  project's layers sum it in float32."""
+  x = tf.constant(np.random.default_rng(0).random((6, 28, 28, 3)), tf.float32)
+  gradients = []
+  for name in precision.PRECISIONS:
+    with precision.policy_scope(name):
+      layer = make()
+    layer.build(x.shape)
+    layer.set_weights([np.full(w.shape, 0.1, np.float32) for w in layer.get_weights()])
+    with tf.GradientTape() as tape:
+      y = layer(x)
+    upstream = tf.cast(tf.fill(tf.shape(y), 0.01), y.dtype)
+    gradients.append(tape.gradient(y, layer.bias, output_gradients=upstream).numpy())
+  np.testing.assert_allclose(gradients[1], gradients[0], rtol=1e-2)
+  np.testing.assert_allclose(gradients[0], 0.01 * 6 * 28 * 28, rtol=1e-4)
