@@ -6,7 +6,8 @@ Restores RUN's best checkpoint once per precision (checkpoints are float32 eithe
 evaluates the first `max_examples` test examples with the same posterior draws: -ELBO,
 reconstruction NLL, KL (nats per example; per sentence for text) and the IW-NLL with K =
 `iw_samples`, each as the float32 value, the bfloat16 value and their paired difference
-(mean +- standard error over examples), plus the wall time of each pass.
+(mean +- standard error over examples), plus the wall time of each pass. Both run without
+XLA, so that the draws are the same.
 """
 
 import pathlib
@@ -40,6 +41,9 @@ def per_example(precision_name: str) -> tuple[dict[str, np.ndarray], dict[str, f
   if _DATA_DIR.value:
     config.data.data_dir = _DATA_DIR.value
   config.data.max_eval_examples = _MAX_EXAMPLES.value
+  # No XLA in either precision: a compiled pass may draw its posterior samples with another
+  # stateless RNG algorithm, and the draws would then differ along with the precision.
+  config.train.jit_compile = False
   data = task.load_data(config.data, config.seed)
   batch = config.train.eval_batch_size
   use_xla = precision.use_xla(config.train)

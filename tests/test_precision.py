@@ -2,6 +2,8 @@
 float32, the same weights score the same within bfloat16 resolution, sampling and
 training work, and a float32 checkpoint restores into a mixed model."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -60,7 +62,9 @@ def _terms(model, x, training=False):
 CASES = [("image", "pixelcnn_official"), ("image", "mlp"), ("text", None)]
 
 
+@functools.cache
 def _case(modality, decoder):
+  """((float32 model, mixed model), inputs), built once per module."""
   if modality == "text":
     return _pair(tasks.TextTask(), _text_config()), _sentences()
   return _pair(tasks.ImageTask(), _image_config(decoder)), tf.constant(_images())
