@@ -299,7 +299,9 @@ class Trainer:
       raise NonFiniteLossError(
           f"{self._consecutive_nonfinite} consecutive steps had a non-finite loss or gradient "
           f"(last at step {step}); the last good checkpoint is "
-          f"{self.latest_manager.latest_checkpoint}")
+          f"{workdir_lib.named(self.latest_manager.latest_checkpoint)}, the best validation "
+          f"checkpoint {workdir_lib.named(self.best_manager.latest_checkpoint)}: lower "
+          "train.learning_rate or raise train.max_consecutive_nonfinite")
 
   def _after_step(self, step: int, window: progress.Window,
                   stop: stop_signals.StopRequests) -> None:

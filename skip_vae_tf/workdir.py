@@ -221,11 +221,17 @@ def save(manager: tf.train.CheckpointManager, step: int) -> None:
     manager.save(checkpoint_number=step)
   except (tf.errors.OpError, OSError) as error:
     reason = (error.message if isinstance(error, tf.errors.OpError) else str(error))
+    earlier = (f"the last complete checkpoint {manager.latest_checkpoint} is intact"
+               if manager.latest_checkpoint else "no checkpoint was written before it")
     raise CheckpointWriteError(
         f"cannot write the step-{step} checkpoint to {manager.directory} "
-        f"({reason.strip().splitlines()[0][:200]}); the last complete checkpoint "
-        f"{manager.latest_checkpoint} is intact: free space or fix permissions, then run the "
-        "same command to resume") from error
+        f"({reason.strip().splitlines()[0][:200]}); {earlier}: free space or fix permissions, "
+        "then run the same command to resume") from error
+
+
+def named(checkpoint: str | None) -> str:
+  """A checkpoint path for a message, or what it means that there is none."""
+  return checkpoint or "none (no checkpoint was written yet)"
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str, config_path: pathlib.Path,

@@ -62,3 +62,16 @@ def test_a_failed_write_is_one_error_and_leaves_the_old_file_whole(tmp_path):
     run.write_text("blocked", "new")
   assert (tmp_path / "metrics.json").read_text() == "old"
   assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "metrics.json"]  # No .tmp.
+
+
+def test_a_first_checkpoint_on_a_full_disk_says_there_is_none_yet(tmp_path):
+  _, _, manager = _saved_checkpoints(tmp_path / "empty", [])
+
+  def full_disk(checkpoint_number):
+    raise OSError(28, "No space left on device")
+
+  manager.save = full_disk
+  with pytest.raises(workdir_lib.CheckpointWriteError,
+                     match=r"step-3 checkpoint .*No space left on device\); no checkpoint "
+                           r"was written before it: free space"):
+    workdir_lib.save(manager, 3)
