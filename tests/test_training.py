@@ -12,6 +12,7 @@ from skip_vae_tf import training
 def trainer(tmp_path_factory, data_dir, cache_dir):
   config = config_lib.apply_smoke(config_lib.image_config())
   config.data.data_dir, config.data.cache_dir = str(data_dir), str(cache_dir)
+  config.train.jit_compile = True  # The compiled (XLA) steps, which smoke runs skip.
   return training.Trainer(config, str(tmp_path_factory.mktemp("trainer")))
 
 
