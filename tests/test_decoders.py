@@ -95,6 +95,18 @@ def test_pixelcnn_sampling_follows_its_own_conditionals(skip):
   np.testing.assert_array_equal(images, uniforms < _probabilities_given(decoder, images, z))
 
 
+def test_pixelcnn_decodes_a_batch_in_chunks_with_the_same_result(monkeypatch):
+  """Chunks of at most DECODE_CHUNK images (5 images in chunks of 2: one padded) draw what
+  one pass over the whole batch draws."""
+  decoder = _pixelcnn(True)
+  z, seed = tf.random.stateless_normal([5, 5], [1, 2]), tf.constant([4, 5])
+  whole = decoder.sample(z, seed).numpy()
+  monkeypatch.setattr(decoders, "DECODE_CHUNK", 2)
+  np.testing.assert_array_equal(decoder.sample(z, seed).numpy(), whole)
+  probabilities, images = decoder.greedy(z)
+  assert probabilities.shape == images.shape == (5, *SHAPE)
+
+
 @pytest.mark.parametrize("skip", [False, True])
 def test_pixelcnn_greedy_decode_takes_the_likelier_value_of_each_pixel(skip):
   decoder = _pixelcnn(skip)

@@ -18,6 +18,9 @@ from skip_vae_tf.models import pixelcnn
 
 tfd = tfp.distributions
 IMAGE_EVENT_NDIMS = 3
+# Images decoded at once by the autoregressive loop: memory grows with it (about 5 MB per
+# image for the default PixelCNN), not with the number of images asked for.
+DECODE_CHUNK = 64
 
 
 def bernoulli_image(logits: tf.Tensor) -> tfd.Distribution:
@@ -92,6 +95,26 @@ class AutoregressiveImageDecoder(ImageDecoder):
     return probabilities, images
 
   def _pixel_by_pixel(self, z: tf.Tensor, thresholds: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """`_pixel_by_pixel_chunk` over equal chunks of at most DECODE_CHUNK images, one after
+    another, so that memory does not grow with the batch (fewer than one padding image per
+    chunk). Same arguments and results."""
+    batch = tf.shape(z)[0]
+    chunks = tf.maximum((batch + DECODE_CHUNK - 1) // DECODE_CHUNK, 1)
+    size = (batch + chunks - 1) // chunks
+    padding = chunks * size - batch
+
+    def chunked(t):
+      return tf.reshape(tf.pad(t, [[0, padding], [0, 0]]), [chunks, size, tf.shape(t)[-1]])
+
+    shape = [-1, *self.image_shape]
+    images, probabilities = tf.map_fn(
+        lambda args: self._pixel_by_pixel_chunk(*args), (chunked(z), chunked(thresholds)),
+        fn_output_signature=(tf.TensorSpec([None, *self.image_shape], tf.float32),) * 2,
+        parallel_iterations=1)
+    return tf.reshape(images, shape)[:batch], tf.reshape(probabilities, shape)[:batch]
+
+  def _pixel_by_pixel_chunk(self, z: tf.Tensor,
+                            thresholds: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """The autoregressive loop: pixel i is 1 when thresholds[:, i] < p_i, one pixel at a
     time in raster order.
 
