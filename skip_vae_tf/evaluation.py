@@ -104,7 +104,7 @@ def markdown_table(result: dict) -> str:
 def _write_reports(run: workdir_lib.Workdir, split: str, result: dict) -> None:
   run.write_text(f"eval_{split}.json", json.dumps(result, indent=2))
   run.write_text(f"eval_{split}.md", markdown_table(result))
-  writer = tf.summary.create_file_writer(str(run / workdir_lib.EVAL_LOGS))
+  writer = run.summary_writer(workdir_lib.EVAL_LOGS)
   with writer.as_default(step=workdir_lib.checkpoint_step(result["checkpoint"])):
     for name, value in result["metrics"].items():
       tf.summary.scalar(f"eval/{split}/{name}", value)

@@ -129,7 +129,7 @@ class Trainer:
     self.latest_manager, self.best_manager = workdir_lib.checkpoint_managers(
         self.checkpoint, write_dir, config.train.checkpoints_to_keep)
     self.train_writer, self.validation_writer, self.check_writer = (
-        (tf.summary.create_file_writer(str(self.workdir / name)) if self.is_chief
+        (self.workdir.summary_writer(name) if self.is_chief
          else tf.summary.create_noop_writer())
         for name in (workdir_lib.TRAIN_LOGS, workdir_lib.VALIDATION_LOGS,
                      workdir_lib.CHECK_LOGS))
@@ -345,7 +345,7 @@ class Trainer:
     return step
 
   def _write_run_info(self) -> None:
-    summaries.write_run_info(tf.summary.create_file_writer(str(self.workdir.path)),
+    summaries.write_run_info(self.workdir.summary_writer(),
                              tasks.hparams(self.task, self.config),
                              {"data_source": self.data.source,
                               "config": "```\n" + self.config.to_json_best_effort(indent=2)

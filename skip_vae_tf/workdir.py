@@ -17,6 +17,7 @@ Nothing else in the project spells a path inside a workdir. Layout:
 import json
 import os
 import pathlib
+import re
 import shutil
 
 from absl import logging
@@ -174,6 +175,17 @@ class Workdir:
       records[(record["split"], record["step"])] = record
     return sorted(records.values(), key=lambda r: (r["step"], r["split"]))
 
+  def summary_writer(self, name: str = "") -> tf.summary.SummaryWriter:
+    """A TensorBoard writer for WORKDIR/name (WORKDIR itself for ""); a WorkdirError when
+    its event file cannot be created (a full disk, no permission)."""
+    folder = self.path / name
+    try:
+      return tf.summary.create_file_writer(str(folder))
+    except (tf.errors.OpError, OSError) as error:
+      raise WorkdirError(f"cannot open a TensorBoard event file in {folder} "
+                         f"({_reason(error)}): free space or fix permissions, then run the "
+                         "same command again") from error
+
   def write_vocabulary(self, vocabulary: vocab.Vocabulary) -> None:
     vocab.write_vocabulary_file(self.path / VOCABULARY_FILE, vocabulary)
 
@@ -220,13 +232,19 @@ def save(manager: tf.train.CheckpointManager, step: int) -> None:
   try:
     manager.save(checkpoint_number=step)
   except (tf.errors.OpError, OSError) as error:
-    reason = (error.message if isinstance(error, tf.errors.OpError) else str(error))
     earlier = (f"the last complete checkpoint {manager.latest_checkpoint} is intact"
                if manager.latest_checkpoint else "no checkpoint was written before it")
     raise CheckpointWriteError(
         f"cannot write the step-{step} checkpoint to {manager.directory} "
-        f"({reason.strip().splitlines()[0][:200]}); {earlier}: free space or fix permissions, "
+        f"({_reason(error)}); {earlier}: free space or fix permissions, "
         "then run the same command to resume") from error
+
+
+def _reason(error: Exception) -> str:
+  """The first line of a TF or OS error's message, without TF's '{{function_node ...}}'."""
+  message = error.message if isinstance(error, tf.errors.OpError) else str(error)
+  first_line = re.sub(r"^\{\{[^}]*\}\}\s*", "", message.strip()).splitlines()[0]
+  return first_line[:200]
 
 
 def named(checkpoint: str | None) -> str:

@@ -174,6 +174,21 @@ def test_full_disk_at_a_checkpoint_is_one_error_and_leaves_the_last_checkpoint(
   assert "Resumed from step 16" in result.stderr
 
 
+def test_full_disk_when_resuming_is_one_error_naming_the_event_file(uninterrupted, tmp_path,
+                                                                     data_dir, cache_dir):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  # 10 bytes: Python and TF start, no new TensorBoard event file can be begun.
+  result = _train(workdir, data_dir, cache_dir, "--config.train.epochs=3",
+                  preexec_fn=_limit_file_size(10))
+  assert result.returncode == 1, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"train.py: error: cannot open a TensorBoard event file in "
+                         f"{workdir / 'train'} (") and "{{function_node" not in last, last
+  assert "Traceback" not in result.stderr
+  assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-16")
+
+
 @pytest.mark.parametrize("breakage, message", [
     ("file", "exists and is not a folder"),
     ("corrupt_config", "config.json (Expecting value"),
