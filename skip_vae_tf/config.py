@@ -94,7 +94,9 @@ def _train_defaults() -> ml_collections.ConfigDict:
   train.strategy = "auto"
   # 'float32' or 'mixed_bfloat16': the networks' matrix products and convolutions in
   # bfloat16, variables, likelihood, KL and every metric in float32 (skip_vae_tf/precision.py).
-  train.precision = "float32"
+  # 'auto': mixed_bfloat16 where the GPU or CPU computes in bfloat16 natively, else float32;
+  # resolved (and so recorded in config.json) when training starts.
+  train.precision = "auto"
   # XLA for the per-replica loss and gradient: 1.1-1.2x examples/s on CPU (benchmarks/).
   train.jit_compile = True
   # tf.config.experimental.enable_op_determinism(): with the same seed, a run killed and
@@ -343,8 +345,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"unknown train.strategy {train.strategy!r}; choose one of {STRATEGIES}")
   _require(train.optimizer in OPTIMIZERS,
            f"unknown train.optimizer {train.optimizer!r}; choose one of {OPTIMIZERS}")
-  _require(train.precision in precision.PRECISIONS,
-           f"unknown train.precision {train.precision!r}; choose one of {precision.PRECISIONS}")
+  _require(train.precision in precision.CHOICES,
+           f"unknown train.precision {train.precision!r}; choose one of {precision.CHOICES}")
   _require(train.lr_schedule in LR_SCHEDULES,
            f"unknown train.lr_schedule {train.lr_schedule!r}; choose one of {LR_SCHEDULES}")
   _validate_remedies(train)
@@ -436,9 +438,11 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
 def from_saved(saved: dict) -> ml_collections.ConfigDict:
   """A run's saved config (config.json) over today's defaults.
 
-  Fields added since the run was started take their defaults; lists become tuples.
+  Fields added since the run was started take their defaults, except train.precision:
+  runs from before it existed trained in float32. Lists become tuples.
   """
   config = default_config(saved["data"]["name"])
+  config.train.precision = "float32"
   for key, value in saved.items():
     if isinstance(value, dict):
       for field, field_value in value.items():

@@ -73,6 +73,8 @@ class Trainer:
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str, data=None):
     config_lib.validate(config)
+    # config.json records the precision the run trains in, not 'auto'.
+    config.train.precision = precision.resolve(config.train.precision)
     self.config, self.task = config, tasks.for_config(config)
     self.workdir = workdir_lib.Workdir(workdir)
     logging.get_absl_logger().addFilter(_drop_tensorflow_info)

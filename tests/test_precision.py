@@ -3,6 +3,7 @@ float32, the same weights score the same within bfloat16 resolution, sampling an
 training work, and a float32 checkpoint restores into a mixed model."""
 
 import functools
+import json
 
 import keras
 import numpy as np
@@ -149,6 +150,36 @@ def test_policy_scope_restores_the_global_policy_and_names_bad_values():
       pass
 
 
+_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {}\nbogomips\t: 4800\n"
+
+
+@pytest.mark.parametrize("extra_flag, native", [("avx512_bf16", True), ("amx_bf16 amx_tile", True),
+                                                ("avx512_vnni", False), ("", False)])
+def test_cpu_bfloat16_is_read_from_the_cpu_flags(extra_flag, native):
+  assert precision.cpu_has_bfloat16(_CPUINFO.format(extra_flag)) is native
+  assert precision.cpu_has_bfloat16("model name\t: avx512_bf16 in a name, not a flag\n") is False
+
+
+@pytest.mark.parametrize("gpus, cpu, expected", [
+    (None, True, "mixed_bfloat16"), (None, False, "float32"),
+    (True, False, "mixed_bfloat16"), (False, True, "float32")])
+def test_auto_precision_follows_the_gpus_else_the_cpu(monkeypatch, gpus, cpu, expected):
+  monkeypatch.setattr(precision, "gpus_have_bfloat16", lambda: gpus)
+  monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: cpu)
+  assert precision.resolve("auto") == expected
+  assert precision.resolve("float32") == "float32"
+  with pytest.raises(ValueError, match="unknown precision 'bf16'"):
+    precision.resolve("bf16")
+
+
+def test_runs_saved_before_the_precision_field_evaluate_in_float32():
+  saved = json.loads(config_lib.image_config().to_json_best_effort())
+  assert saved["train"].pop("precision") == "auto"
+  assert config_lib.from_saved(saved).train.precision == "float32"
+  saved["train"]["precision"] = "mixed_bfloat16"
+  assert config_lib.from_saved(saved).train.precision == "mixed_bfloat16"
+
+
 def test_config_rejects_an_unknown_precision():
   config = _image_config()
   config.train.precision = "bf16"
@@ -158,6 +189,7 @@ def test_config_rejects_an_unknown_precision():
 
 def test_mixed_precision_runs_without_xla_on_cpu_only():
   config = _image_config()
+  config.train.precision = "float32"
   assert precision.use_xla(config.train) == config.train.jit_compile
   config.train.precision = "mixed_bfloat16"
   assert precision.use_xla(config.train) == bool(tf.config.list_physical_devices("GPU"))

@@ -13,6 +13,9 @@ def trainer(tmp_path_factory, data_dir, cache_dir):
   config = config_lib.apply_smoke(config_lib.image_config())
   config.data.data_dir, config.data.cache_dir = str(data_dir), str(cache_dir)
   config.train.jit_compile = True  # The compiled (XLA) steps, which smoke runs skip.
+  # float32, so that sums over batches of different sizes agree to float32 resolution (in
+  # bfloat16 the kernels' blocking depends on the batch size) and XLA runs on a CPU too.
+  config.train.precision = "float32"
   return training.Trainer(config, str(tmp_path_factory.mktemp("trainer")))
 
 
