@@ -226,7 +226,7 @@ class TextTask:
     decoder = text_models.LSTMDecoder(
         hidden=model_config.decoder_hidden, skip=model_config.skip,
         dropout=model_config.decoder_dropout, max_decode_length=model_config.max_decode_length,
-        name="decoder", **common)
+        chunk_softmax=model_config.inference != "semi_amortized", name="decoder", **common)
     return vae_lib.build_vae(encoder, decoder, model_config.latent_dim, model_config.skip,
                              tf.constant([[vocab.BOS_ID, vocab.EOS_ID]]),
                              refinement_from_config(model_config))

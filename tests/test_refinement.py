@@ -137,8 +137,11 @@ def test_zero_steps_equal_the_amortized_vae(modality):
     np.testing.assert_array_equal(terms_vae[key], terms_semi[key], err_msg=key)
   np.testing.assert_array_equal(terms_semi["amortized_negative_elbo"],
                                 terms_semi["negative_elbo"])
+  # The amortized text decoder sums its softmax gradient chunk by chunk, the semi-amortized
+  # one all at once (text.LSTMDecoder.chunk_softmax): the same sums in another order.
   for a, b in zip(grads_vae, grads_semi):
-    np.testing.assert_array_equal(tf.convert_to_tensor(a), tf.convert_to_tensor(b))
+    np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b),
+                               **(dict(rtol=1e-5, atol=1e-8) if modality == "text" else {}))
 
 
 def test_end_to_end_training_reaches_the_encoder_through_the_refinement():

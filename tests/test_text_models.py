@@ -94,6 +94,64 @@ def test_padded_batch_scores_like_its_sentences_one_by_one(skip):
   np.testing.assert_array_equal(terms["num_tokens"], np.array(lengths) - 1)
 
 
+@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_chunked_likelihood_and_its_gradients_match_the_full_softmax(skip, jit_compile):
+  """Sentences longer than LOGITS_CHUNK (several chunks, the last one partial), with dropout
+  drawn from a seed: the chunked likelihood and its gradient (recomputed chunk by chunk)
+  equal those of the (B, T, V) softmax."""
+  config = _model_config(skip)
+  config.decoder_dropout = 0.3
+  model = tasks.TextTask().build_model(config)
+  assert model.decoder.chunk_softmax
+  rng = np.random.default_rng(7)
+  lengths = [2 * text.LOGITS_CHUNK + 9, 5, text.LOGITS_CHUNK + 1]
+  batch = tf.constant(_padded_batch(rng, lengths))
+  z = tf.constant(rng.normal(size=(3, model.latent_dim)), tf.float32)
+  seed = tf.constant([3, 4])
+  decoder = model.decoder
+
+  def full_softmax(x, z):
+    log_probs = tf.nn.log_softmax(decoder.logits(x, z, training=True, seed=seed))
+    targets = x[:, 1:]
+    picked = tf.gather(log_probs, targets, batch_dims=2)
+    return tf.reduce_sum(tf.where(tf.equal(targets, vocab.PAD_ID), 0.0, picked), axis=1)
+
+  def value_and_gradients(log_likelihood):
+    @tf.function(jit_compile=jit_compile)
+    def run(z):
+      with tf.GradientTape() as tape:
+        tape.watch(z)
+        total = tf.reduce_sum(log_likelihood(batch, z))
+      return total, tape.gradient(total, [z] + decoder.trainable_variables)
+    return run(z)
+
+  chunked = value_and_gradients(
+      lambda x, z: decoder.log_likelihood(x, z, training=True, seed=seed))
+  full = value_and_gradients(full_softmax)
+  np.testing.assert_allclose(chunked[0], full[0], rtol=1e-5)
+  for got, want in zip(chunked[1], full[1]):
+    np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_semi_amortized_decoder_keeps_the_twice_differentiable_softmax():
+  config = _model_config(True)
+  config.inference = "semi_amortized"
+  model = tasks.TextTask().build_model(config)
+  assert not model.decoder.chunk_softmax
+  batch = tf.constant(_padded_batch(np.random.default_rng(8), [text.LOGITS_CHUNK + 3, 4]))
+  z = tf.ones([2, model.latent_dim])
+  with tf.GradientTape() as outer:
+    outer.watch(z)
+    with tf.GradientTape() as inner:
+      inner.watch(z)
+      total = tf.reduce_sum(model.decoder.log_likelihood(batch, z))
+    dz_norm = tf.reduce_sum(inner.gradient(total, z) ** 2)
+  second = outer.gradient(dz_norm, z)
+  assert second is not None and np.all(np.isfinite(second.numpy()))
+
+
 def test_encoder_reads_each_sentence_at_its_last_token():
   model = tasks.TextTask().build_model(_model_config(True))
   rng = np.random.default_rng(2)
