@@ -33,12 +33,15 @@ _MAX_DECODES = flags.DEFINE_integer("max_decodes", 64, "Latents per decode reque
                                     "samples per sample request.", lower_bound=1)
 _MAX_WORDS = flags.DEFINE_integer("max_words", 400, "Words per sentence (text models).",
                                   lower_bound=1)
+_MAX_TOKENS = flags.DEFINE_integer("max_tokens", 16384, "Tokens per encode or score request "
+                                   "(text models): sentences x padded length.", lower_bound=1)
 
 
 def export_run() -> str:
   from skip_vae_tf import export
   from skip_vae_tf import serving
-  limits = serving.Limits(_MAX_BATCH.value, _MAX_DECODES.value, _MAX_WORDS.value)
+  limits = serving.Limits(_MAX_BATCH.value, _MAX_DECODES.value, _MAX_WORDS.value,
+                          _MAX_TOKENS.value)
   path = export.export_run(_WORKDIR.value, _EXPORT_DIR.value, _CHECKPOINT.value,
                            _IW_SAMPLES.value, _SCORE_SEED.value, limits=limits)
   return f"Exported {path}"

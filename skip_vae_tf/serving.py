@@ -41,21 +41,24 @@ _ENCODE_STREAM, _PRIOR_STREAM, _DECODER_STREAM, _SCORE_STREAM = range(4)
 @dataclasses.dataclass(frozen=True)
 class Limits:
   """What one request may ask for, checked before any work (bin/export.py flags of the
-  same names). Decoding is autoregressive and the costliest: issue 15 measured 30-45 MB
-  per decoded image on the smoke PixelCNN (64 images: 2.8 GB; 128: 4.7 GB), hence its
-  smaller limit.
+  same names); peak memory at each default is in docs/serving.md
+  (benchmarks/serving_memory.py).
 
   Attributes:
     max_batch: examples per `encode` or `score` request.
     max_decodes: latents per `decode` request, and `num_samples` per `sample` request.
     max_words: words per sentence of a text model's `encode` or `score` input.
+    max_tokens: tokens per text `encode` or `score` request: sentences times their padded
+      length (`<s>`, the words, `</s>`); the LSTMs' memory grows with it (about 40 KB per
+      token for the default Yahoo model: 256 sentences of 400 words peaked at 5.3 GiB).
   """
   max_batch: int = 256
   max_decodes: int = 64
   max_words: int = 400
+  max_tokens: int = 16384
 
   def __post_init__(self):
-    for name in ("max_batch", "max_decodes", "max_words"):
+    for name in ("max_batch", "max_decodes", "max_words", "max_tokens"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -134,6 +137,9 @@ class Signatures:
     if inputs.dtype.is_integer:  # Token ids (B, L): <s>, the words, </s>.
       inputs = _at_most(inputs, tf.shape(inputs)[1] - 2, self.limits.max_words,
                         f"input {name}: a sentence of", "max_words")
+      inputs = _at_most(inputs, tf.size(inputs), self.limits.max_tokens,
+                        f"input {name}: the batch of sentences x padded length (tokens)",
+                        "max_tokens")
     return inputs
 
   def encode(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -182,8 +188,12 @@ class Signatures:
     posterior = self.model.encoder(inputs, training=False)
     prior = self.model.prior()
     z = posterior.distribution.loc + posterior.distribution.scale * self.score_noise()
-    log_px_z, log_weights = metrics.importance_log_weights(
-        inputs, z, posterior, prior, self.model.decoder.log_likelihood)
+    # One decoder call per draw, one after another: a request holds the activations of B
+    # examples, not K * B.
+    log_px_z, log_weights = tf.map_fn(
+        lambda z_k: [weights[0] for weights in metrics.importance_log_weights(
+            inputs, z_k[None], posterior, prior, self.model.decoder.log_likelihood)],
+        z, fn_output_signature=[tf.float32, tf.float64], parallel_iterations=1)
     reconstruction_nll = -tf.reduce_mean(log_px_z, axis=0)
     kl = tfd.kl_divergence(posterior, prior)
     iw_nll = math.log(self.iw_samples) - tf.reduce_logsumexp(log_weights, axis=0)

@@ -90,7 +90,8 @@ def test_version_folder_and_export_info(exported):
   info = json.loads((exported.version / "assets.extra" / export.EXPORT_INFO).read_text())
   assert info["checkpoint"].endswith("best/ckpt-0") and info["iw_samples"] == IW_SAMPLES
   assert info["signatures"] == list(serving.SIGNATURES)
-  assert info["limits"] == {"max_batch": 256, "max_decodes": 64, "max_words": 400}
+  assert info["limits"] == {"max_batch": 256, "max_decodes": 64, "max_words": 400,
+                            "max_tokens": 16384}
 
 
 def _dtype_name(dtype: tf.DType) -> str:

@@ -186,6 +186,14 @@ def test_requests_beyond_the_export_limits_are_refused_before_any_work(image_sig
       "input text: a sentence of 5 exceeds this export's limit of 4 per request")):
     text.score(tf.constant(["the best way", "what is the best way"]))
   assert text.score(tf.constant(["what is the best"]))["iw_nll"].shape == (1,)  # At the limit.
+  # Tokens: 3 sentences padded to <s> + 3 words + </s> = 15 tokens; the limit is 14.
+  tokens = serving.Signatures(text_signatures.model, text_signatures.task,
+                              limits=serving.Limits(max_tokens=14))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
+      "input text: the batch of sentences x padded length (tokens) 15 exceeds this export's "
+      "limit of 14 per request (bin/export.py --max_tokens)")):
+    tokens.encode(tf.constant(["the best way", "what", "is"]), tf.range(3, dtype=tf.int64))
+  assert tokens.score(tf.constant(["the best", "way"]))["iw_nll"].shape == (2,)  # 8 tokens.
   assert image.encode(tf.zeros([3, 28, 28, 1]), seeds[:3])["z"].shape == (3, image.latent_dim)
 
 

@@ -1,0 +1,94 @@
+r"""Peak memory of one request at a time through an exported SavedModel, as a server runs it.
+
+  python benchmarks/serving_memory.py --saved_model=EXPORT_DIR/1 \
+      --requests=score:256,encode:256,decode:64,sample:64 [--words=400]
+
+Each request runs in a fresh process: `tf.saved_model.load` (what TF Serving's Python twin
+does), one warm-up request of one example (tracing and loading excluded from the figure),
+then the measured request; the line gives the process's peak RSS (ru_maxrss) after the
+warm-up and after the request, and the request's wall time. Image inputs are random binary
+images; text inputs are sentences of --words words ("the" repeated: memory depends on the
+length, not the words); `decode` takes standard-normal latents. GiB = 2^30 bytes.
+"""
+
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+_SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An exported version folder.",
+                                   required=True)
+_REQUESTS = flags.DEFINE_list("requests", ["score:256", "encode:256", "decode:64",
+                                           "sample:64"],
+                              "signature:count pairs, each measured in its own process.")
+_WORDS = flags.DEFINE_integer("words", 400, "Words per sentence of a text model's inputs.")
+_CHILD = flags.DEFINE_string("child", None, "Internal: measure this signature:count here.")
+
+
+def _peak_gib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _inputs(signature, name: str, count: int) -> dict:
+  """The inputs of an `encode`, `score` or `sample` request for `count` examples."""
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import tensorflow as tf
+  specs = signature.structured_input_signature[1]
+  rng = np.random.default_rng(0)
+  if name == "sample":
+    return {"num_samples": tf.constant(count, tf.int32), "seed": tf.constant(1, tf.int64)}
+  inputs = {}
+  if "text" in specs:
+    inputs["text"] = tf.constant([" ".join(["the"] * _WORDS.value)] * count)
+  else:
+    inputs["x"] = tf.constant((rng.random((count, 28, 28, 1)) < 0.3).astype(np.float32))
+  if "seed" in specs:
+    inputs["seed"] = tf.range(count, dtype=tf.int64)
+  return inputs
+
+
+def measure(request: str) -> str:
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  name, count = request.split(":")
+  count = int(count)
+  loaded = tf.saved_model.load(_SAVED_MODEL.value)
+  signature = loaded.signatures[name]
+  if name == "decode":  # The latent width, from the posterior of one example.
+    probe = loaded.signatures["encode"](**_inputs(loaded.signatures["encode"], "encode", 1))
+    latent_dim = int(probe["mean"].shape[-1])
+    make = lambda n: {"z": tf.random.stateless_normal([n, latent_dim], [0, 1])}
+  else:
+    make = lambda n: _inputs(signature, name, n)
+  signature(**make(1))
+  before, start = _peak_gib(), time.perf_counter()
+  outputs = signature(**make(count))
+  for value in outputs.values():
+    value.numpy()
+  return (f"{name} of {count}: peak RSS {before:.2f} GiB after loading and one warm-up "
+          f"request, {_peak_gib():.2f} GiB after the request ({time.perf_counter() - start:.1f} s)")
+
+
+def main(argv):
+  del argv
+  if _CHILD.value:
+    print("RESULT " + measure(_CHILD.value), flush=True)
+    return
+  print(f"{_SAVED_MODEL.value}; text sentences of {_WORDS.value} words", flush=True)
+  for request in _REQUESTS.value:
+    args = [sys.executable, str(pathlib.Path(__file__).resolve()), f"--child={request}",
+            f"--saved_model={_SAVED_MODEL.value}", f"--words={_WORDS.value}"]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    print(lines[0][7:] if lines else
+          f"{request}: failed (exit {result.returncode}): {result.stderr.strip()[-300:]}",
+          flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
