@@ -172,8 +172,14 @@ def test_auto_precision_follows_the_gpus_else_the_cpu(monkeypatch, gpus, cpu, ex
     precision.resolve("bf16")
 
 
+def test_text_models_default_to_auto_and_image_models_to_float32():
+  assert config_lib.default_config("yahoo_small").train.precision == "auto"
+  assert config_lib.default_config("ptb").train.precision == "auto"
+  assert config_lib.default_config("omniglot").train.precision == "float32"
+
+
 def test_runs_saved_before_the_precision_field_evaluate_in_float32():
-  saved = json.loads(config_lib.image_config().to_json_best_effort())
+  saved = json.loads(config_lib.text_config().to_json_best_effort())
   assert saved["train"].pop("precision") == "auto"
   assert config_lib.from_saved(saved).train.precision == "float32"
   saved["train"]["precision"] = "mixed_bfloat16"
