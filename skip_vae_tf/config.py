@@ -186,6 +186,11 @@ def text_config() -> ml_collections.ConfigDict:
   config.model.decoder_dropout = 0.5
   config.model.init_scale = 0.1  # Parameters start uniform in [-0.1, 0.1].
   config.model.max_decode_length = 100
+  # Time steps of logits the likelihood holds at a time, recomputed for the gradient
+  # (models/text.py): peak memory bounded whatever the length, for about 25% of training
+  # speed (benchmarks/train_throughput.py); 0 = the whole sentence at once (semi-amortized
+  # models always use 0: they need the likelihood's second derivative).
+  config.model.softmax_chunk = 25
   _inference_defaults(config.model)
 
   config.train = _train_defaults()
@@ -296,6 +301,8 @@ def _validate_text_model(config: ml_collections.ConfigDict) -> None:
   _require(0.0 <= model.decoder_dropout < 1.0,
            f"model.decoder_dropout must be in [0, 1), got {model.decoder_dropout}")
   _require(model.init_scale >= 0, f"model.init_scale must be >= 0, got {model.init_scale}")
+  _require(model.softmax_chunk >= 0,
+           f"model.softmax_chunk must be >= 0 (0 = no chunks), got {model.softmax_chunk}")
   for name in ("encoder_hidden", "decoder_hidden"):
     _require_sizes(model, name)
   _require(config.data.bucket_width > 0,

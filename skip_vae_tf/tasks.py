@@ -226,7 +226,9 @@ class TextTask:
     decoder = text_models.LSTMDecoder(
         hidden=model_config.decoder_hidden, skip=model_config.skip,
         dropout=model_config.decoder_dropout, max_decode_length=model_config.max_decode_length,
-        chunk_softmax=model_config.inference != "semi_amortized", name="decoder", **common)
+        softmax_chunk=(0 if model_config.inference == "semi_amortized"
+                       else model_config.softmax_chunk),
+        name="decoder", **common)
     return vae_lib.build_vae(encoder, decoder, model_config.latent_dim, model_config.skip,
                              tf.constant([[vocab.BOS_ID, vocab.EOS_ID]]),
                              refinement_from_config(model_config))

@@ -38,8 +38,9 @@ TRAIN_LOGS, VALIDATION_LOGS, EVAL_LOGS = "train", "validation", "eval"
 CHECK_LOGS = "validation_subset"  # Training's periodic in-epoch check.
 # Config sections that define what a checkpoint holds; a resume must not change them.
 _CHECKPOINT_DEFINING = ("model", "data")
-# Where the data are looked for may change between a run and its resume or evaluation.
-_LOCATION_FIELDS = ("data_dir", "cache_dir")
+# Where the data are looked for, and how many time steps of logits the text likelihood holds
+# at once, may change between a run and its resume or evaluation: the weights are the same.
+_FREE_FIELDS = ("data_dir", "cache_dir", "softmax_chunk")
 
 
 class WorkdirError(errors.SkipVaeError):
@@ -132,7 +133,7 @@ class Workdir:
     for section in _CHECKPOINT_DEFINING:
       for key in sorted(set(saved.get(section, {})) | set(current[section])):
         old, new = saved.get(section, {}).get(key), current[section].get(key)
-        if key not in _LOCATION_FIELDS and old != new:
+        if key not in _FREE_FIELDS and old != new:
           raise WorkdirMismatchError(
               f"workdir {self.path} holds a run with {section}.{key}={old!r}, but this run "
               f"asks for {new!r}; use another --workdir or the same config")

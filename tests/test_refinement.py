@@ -138,7 +138,7 @@ def test_zero_steps_equal_the_amortized_vae(modality):
   np.testing.assert_array_equal(terms_semi["amortized_negative_elbo"],
                                 terms_semi["negative_elbo"])
   # The amortized text decoder sums its softmax gradient chunk by chunk, the semi-amortized
-  # one all at once (text.LSTMDecoder.chunk_softmax): the same sums in another order.
+  # one all at once (text.LSTMDecoder.softmax_chunk): the same sums in another order.
   for a, b in zip(grads_vae, grads_semi):
     np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b),
                                **(dict(rtol=1e-5, atol=1e-8) if modality == "text" else {}))

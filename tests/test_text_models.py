@@ -97,15 +97,16 @@ def test_padded_batch_scores_like_its_sentences_one_by_one(skip):
 @pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_chunked_likelihood_and_its_gradients_match_the_full_softmax(skip, jit_compile):
-  """Sentences longer than LOGITS_CHUNK (several chunks, the last one partial), with dropout
+  """Sentences longer than softmax_chunk (several chunks, the last one partial), with dropout
   drawn from a seed: the chunked likelihood and its gradient (recomputed chunk by chunk)
   equal those of the (B, T, V) softmax."""
   config = _model_config(skip)
   config.decoder_dropout = 0.3
   model = tasks.TextTask().build_model(config)
-  assert model.decoder.chunk_softmax
+  chunk = model.decoder.softmax_chunk
+  assert chunk == config.softmax_chunk == 25
   rng = np.random.default_rng(7)
-  lengths = [2 * text.LOGITS_CHUNK + 9, 5, text.LOGITS_CHUNK + 1]
+  lengths = [2 * chunk + 9, 5, chunk + 1]
   batch = tf.constant(_padded_batch(rng, lengths))
   z = tf.constant(rng.normal(size=(3, model.latent_dim)), tf.float32)
   seed = tf.constant([3, 4])
@@ -139,8 +140,8 @@ def test_semi_amortized_decoder_keeps_the_twice_differentiable_softmax():
   config = _model_config(True)
   config.inference = "semi_amortized"
   model = tasks.TextTask().build_model(config)
-  assert not model.decoder.chunk_softmax
-  batch = tf.constant(_padded_batch(np.random.default_rng(8), [text.LOGITS_CHUNK + 3, 4]))
+  assert model.decoder.softmax_chunk == 0
+  batch = tf.constant(_padded_batch(np.random.default_rng(8), [config.softmax_chunk + 3, 4]))
   z = tf.ones([2, model.latent_dim])
   with tf.GradientTape() as outer:
     outer.watch(z)
