@@ -20,14 +20,17 @@ import tensorflow as tf
 from skip_vae_tf.models import layers
 
 
+# The shifts cut the padded tensor with tf.slice, whose gradient is a Pad: a Python slice
+# (StridedSlice) has a generic gradient kernel that took 23% of a mixed bfloat16 step on
+# CPU (benchmarks/profile_step.py).
 def down_shift(x: tf.Tensor) -> tf.Tensor:
   """(B, H, W, C) -> same shape, rows moved down by one (row 0 becomes zeros)."""
-  return tf.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]
+  return tf.slice(tf.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]]), [0, 0, 0, 0], tf.shape(x))
 
 
 def right_shift(x: tf.Tensor) -> tf.Tensor:
   """(B, H, W, C) -> same shape, columns moved right by one (column 0 becomes zeros)."""
-  return tf.pad(x, [[0, 0], [0, 0], [1, 0], [0, 0]])[:, :, :-1]
+  return tf.slice(tf.pad(x, [[0, 0], [0, 0], [1, 0], [0, 0]]), [0, 0, 0, 0], tf.shape(x))
 
 
 def gate(x: tf.Tensor) -> tf.Tensor:
