@@ -160,8 +160,8 @@ def image_config() -> ml_collections.ConfigDict:
 
   config.train = _train_defaults()
   # Images stay float32 unless asked: precision_quick_image (docs/results.md, one seed) ended
-  # 0.5-1.1 nats worse in validation -ELBO in mixed bfloat16, its VAE fully collapsed, and
-  # bfloat16 gains only 1.25x on the PixelCNN. Text models take 'auto' (1.65x, no effect seen).
+  # 0.5-1.1 nats worse in validation -ELBO in mixed bfloat16 and its VAE fully collapsed
+  # (bfloat16 is 1.7x here). Text models take 'auto' (1.65x, no effect seen).
   config.train.precision = "float32"
   return config
 
