@@ -97,7 +97,8 @@ def _train_defaults() -> ml_collections.ConfigDict:
   # 'auto': mixed_bfloat16 where the GPU or CPU computes in bfloat16 natively, else float32;
   # resolved (and so recorded in config.json) when training starts. Image configs set float32.
   train.precision = "auto"
-  # XLA for the per-replica loss and gradient: 1.1-1.2x examples/s on CPU (benchmarks/).
+  # XLA for the per-replica loss and gradient. On this CPU, float32 image steps run about as
+  # fast without it since the PixelCNN shifts use tf.slice (README, Speed).
   train.jit_compile = True
   # tf.config.experimental.enable_op_determinism(): with the same seed, a run killed and
   # resumed ends with the weights of an uninterrupted one (tests/test_fault_tolerance.py).
@@ -187,8 +188,8 @@ def text_config() -> ml_collections.ConfigDict:
   config.model.init_scale = 0.1  # Parameters start uniform in [-0.1, 0.1].
   config.model.max_decode_length = 100
   # Time steps of logits the likelihood holds at a time, recomputed for the gradient
-  # (models/text.py): peak memory bounded whatever the length, for about 25% of training
-  # speed (benchmarks/train_throughput.py); 0 = the whole sentence at once (semi-amortized
+  # (models/text.py): peak memory bounded whatever the length, for 0.83x training speed
+  # (benchmarks/train_throughput.py, README); 0 = the whole sentence at once (semi-amortized
   # models always use 0: they need the likelihood's second derivative).
   config.model.softmax_chunk = 25
   _inference_defaults(config.model)

@@ -8,10 +8,11 @@ float32 where they become distributions (`encoders.diagonal_gaussian`,
 log-sum-exps, MI and IW accumulations, the LSTM cell state and the optimizer all run in
 float32. Checkpoints are float32 either way: a run's weights evaluate in both precisions.
 
-'auto' (the default) is mixed bfloat16 where the hardware computes in bfloat16 natively (a
-GPU of compute capability 8.0 or more; a CPU with AVX512_BF16 or AMX-BF16) and float32
-elsewhere, where bfloat16 would be emulated and slower. The binaries resolve it before a
-run's config.json is written, so a run records the precision it trained in.
+'auto' (the text configs' default; image configs default to float32) is mixed bfloat16
+where the hardware computes in bfloat16 natively (a GPU of compute capability 8.0 or more;
+a CPU with AVX512_BF16 or AMX-BF16) and float32 elsewhere, where bfloat16 would be emulated
+and slower. Training resolves it before the run's config.json is written, so a run records
+the precision it trained in.
 """
 
 import contextlib

@@ -191,7 +191,7 @@ class Signatures:
     # One decoder call per draw, one after another: a request holds the activations of B
     # examples, not K * B.
     log_px_z, log_weights = tf.map_fn(
-        lambda z_k: [weights[0] for weights in metrics.importance_log_weights(
+        lambda z_k: [one_draw[0] for one_draw in metrics.importance_log_weights(
             inputs, z_k[None], posterior, prior, self.model.decoder.log_likelihood)],
         z, fn_output_signature=[tf.float32, tf.float64], parallel_iterations=1)
     reconstruction_nll = -tf.reduce_mean(log_px_z, axis=0)

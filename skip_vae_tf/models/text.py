@@ -199,8 +199,8 @@ class LSTMDecoder(keras.layers.Layer):
     The masked cross-entropy logsumexp(logits) - logit[target], equal to
     `self(x, z).log_prob(x[:, 1:])` (a test checks it), with `softmax_chunk` computed over
     that many time steps at a time (`_chunked_cross_entropy`): the (B, L - 1, V) logits
-    never exist at once. Written out rather than with TF's fused sparse cross-entropy, whose second
-    derivative TF does not provide (semi-amortized training differentiates through
+    never exist at once. Written out rather than with TF's fused sparse cross-entropy, whose
+    second derivative TF does not provide (semi-amortized training differentiates through
     gradients of this likelihood).
     """
     targets = x[:, 1:]
