@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from skip_vae_tf.models import decoders
 from skip_vae_tf.models import official
+from skip_vae_tf.models import pixelcnn
 
 SHAPE = (8, 8, 1)
 DECODERS = {
@@ -16,6 +17,21 @@ DECODERS = {
     "official": lambda kernel_sizes, maps, skip: official.OfficialPixelCNNDecoder(
         SHAPE, 4, kernel_sizes, maps, 5, skip),
 }
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_gate_is_tanh_times_sigmoid_rounded_once_to_the_input_dtype(dtype):
+  rng = np.random.default_rng(0)
+  x = tf.cast(rng.normal(scale=3.0, size=(2, 3, 3, 8)), dtype)
+  value, logits = np.split(tf.cast(x, tf.float64).numpy(), 2, axis=-1)
+  expected = np.tanh(value) / (1.0 + np.exp(-logits))
+  out = pixelcnn.gate(x)
+  assert out.dtype == dtype and out.shape == (2, 3, 3, 4)
+  # float32: to float32 rounding; bfloat16: one rounding of the float32 result (the
+  # bfloat16 unit roundoff, 2**-8 relative), not three roundings of bfloat16 kernels.
+  tolerance = 1e-6 if dtype == tf.float32 else 2.0 ** -8
+  np.testing.assert_allclose(tf.cast(out, tf.float64).numpy(), expected, rtol=tolerance,
+                             atol=1e-7)
 
 
 def _logit_jacobian(decoder, x, z):
