@@ -45,3 +45,5 @@ def test_evaluation_batches_keep_the_partial_batch_in_order():
   batches = _batches(pipelines.evaluation_batches(images, 10))
   assert [len(b) for b in batches] == [10, 10, 3]
   np.testing.assert_array_equal(np.concatenate(batches), images)
+  # Autotuning off: its end-of-data wait cost 8 s per IW-NLL pass (pipelines.py).
+  assert pipelines.evaluation_batches(images, 10).options().autotune.enabled is False

@@ -314,5 +314,5 @@ def evaluation_batches(corpus: TokenizedCorpus, batch_size: int,
     width = padded_length(batch.shape[1], bucket_width)
     padded.append(np.pad(batch, [(0, 0), (0, width - batch.shape[1])],
                          constant_values=vocab.PAD_ID))
-  return tf.data.Dataset.from_generator(
-      lambda: iter(padded), output_signature=tf.TensorSpec([None, None], tf.int32)).prefetch(2)
+  return pipelines.without_autotune(tf.data.Dataset.from_generator(
+      lambda: iter(padded), output_signature=tf.TensorSpec([None, None], tf.int32)).prefetch(2))
