@@ -37,8 +37,8 @@ def gate(x: tf.Tensor) -> tf.Tensor:
   """(..., 2p) -> (..., p): tanh of the first half times sigmoid of the second.
 
   Computed in float32 and returned in x's dtype: TF's bfloat16 tanh and sigmoid kernels
-  are not vectorised on CPU (they took 35% of a mixed bfloat16 PixelCNN forward pass,
-  benchmarks/profile_step.py); a float32 x adds no op.
+  are slow on CPU (they took 35% of a mixed bfloat16 PixelCNN forward pass in a
+  TF profiler trace); a float32 x adds no op.
   """
   value, gate_logits = tf.split(x, 2, axis=-1)
   return tf.cast(tf.tanh(tf.cast(value, tf.float32))
