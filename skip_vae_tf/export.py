@@ -122,8 +122,7 @@ def remove_stale_staging(export_path: pathlib.Path) -> list[pathlib.Path]:
 
 
 def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_samples: int = 10,
-               score_seed: int = 0, check: bool = True,
-               limits: serving.Limits = serving.Limits()) -> pathlib.Path:
+               score_seed: int = 0, limits: serving.Limits = serving.Limits()) -> pathlib.Path:
   """Exports the 'best' or 'latest' weights of the run in `workdir` as the next version
   under `export_dir`; returns the version's folder.
 
@@ -133,8 +132,6 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     checkpoint: 'best' or 'latest'.
     iw_samples: K of the `score` signature's importance-weighted NLL.
     score_seed: seeds the K draws `score` shares across examples.
-    check: reload the SavedModel and `verify` it before publishing (tracing the PixelCNN's
-      autoregressive decode again takes ~20 s on a CPU).
     limits: what one request may ask for (`serving.Limits`).
   """
   run, export_path = workdir_lib.Workdir(workdir), pathlib.Path(export_dir)
@@ -156,9 +153,8 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
             "model": json.loads(config.model.to_json_best_effort())}
     (staging / "assets.extra").mkdir(exist_ok=True)
     (staging / "assets.extra" / EXPORT_INFO).write_text(json.dumps(info, indent=2))
-    if check:
-      logging.info("Verifying the reloaded SavedModel against the in-process model")
-      verify(staging, signatures)
+    logging.info("Verifying the reloaded SavedModel against the in-process model")
+    verify(staging, signatures)
     _fsync_tree(staging)
     version_path = export_path / str(next_version(export_path))
     staging.rename(version_path)

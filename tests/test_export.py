@@ -56,10 +56,7 @@ def exported(request, tmp_path_factory, data_dir, cache_dir):
   dataset, skip = request.param
   root = tmp_path_factory.mktemp(f"{dataset}_skip_{skip}")
   _make_run(root / "run", dataset, skip, data_dir, cache_dir)
-  # The image exports skip export's own reload check (tested on the text cases and below):
-  # this fixture makes the same comparison, and tracing the PixelCNN decode is slow.
-  version = export.export_run(str(root / "run"), str(root / "serving"), iw_samples=IW_SAMPLES,
-                              check=dataset == "ptb")
+  version = export.export_run(str(root / "run"), str(root / "serving"), iw_samples=IW_SAMPLES)
   run = workdir_lib.Workdir(root / "run")
   config, task, model, _ = evaluation.restore_model(run, "best")
   task.restore_run_files(run, config)

@@ -119,7 +119,8 @@ class AutoregressiveImageDecoder(ImageDecoder):
     time in raster order.
 
     Row r depends only on rows <= r, so the network runs on the top r + 1 rows while row r
-    is drawn: about half the work of running it on the whole image for every pixel.
+    is drawn: about half the work of running it on the whole image for every pixel. The
+    rows are cut with a dynamic size, so the network is traced once, not once per row.
 
     Args:
       z: (B, D) latents.
@@ -131,19 +132,19 @@ class AutoregressiveImageDecoder(ImageDecoder):
     maps = self.latent_maps(z)
     images = tf.zeros([tf.shape(z)[0], height, width, channels])
     probabilities = tf.zeros_like(images)
-    for row in range(height):  # Static slices: one traced network per number of rows.
 
-      def draw_pixel(col, x, probs, row=row):
-        logits = self.logits_from_maps(x[:, :row + 1], maps[:, :row + 1])[:, row, col, 0]
-        p = tf.sigmoid(logits)
-        pixel = tf.cast(thresholds[:, row * width + col] < p, x.dtype)
-        position = tf.reshape(tf.one_hot(row * width + col, height * width, dtype=x.dtype),
-                              [1, height, width, channels])
-        return (col + 1, x + position * tf.reshape(pixel, [-1, 1, 1, 1]),
-                probs + position * tf.reshape(p, [-1, 1, 1, 1]))
+    def draw_pixel(index, x, probs):
+      row, col = index // width, index % width
+      logits = self.logits_from_maps(x[:, :row + 1], maps[:, :row + 1])[:, row, col, 0]
+      p = tf.sigmoid(logits)
+      pixel = tf.cast(thresholds[:, index] < p, x.dtype)
+      position = tf.reshape(tf.one_hot(index, height * width, dtype=x.dtype),
+                            [1, height, width, channels])
+      return (index + 1, x + position * tf.reshape(pixel, [-1, 1, 1, 1]),
+              probs + position * tf.reshape(p, [-1, 1, 1, 1]))
 
-      _, images, probabilities = tf.while_loop(lambda col, *_: col < width, draw_pixel,
-                                               (0, images, probabilities))
+    _, images, probabilities = tf.while_loop(lambda index, *_: index < height * width,
+                                             draw_pixel, (0, images, probabilities))
     return images, probabilities
 
 
