@@ -26,6 +26,8 @@ _ELBO_EXAMPLES = flags.DEFINE_integer("elbo_examples", 2000, "Images in the ELBO
 _IW_SAMPLES = flags.DEFINE_integer("iw_samples", 500, "K for the IW-NLL timing.")
 _IW_EXAMPLES = flags.DEFINE_integer("iw_examples", 20, "Images in the IW-NLL timing.")
 _IW_CHUNK = flags.DEFINE_integer("iw_chunk", 25, "Importance samples per decoder call.")
+_JIT_COMPILE = flags.DEFINE_bool("jit_compile", True, "XLA for the passes where the precision "
+                                 "allows, as bin/evaluate.py (not train.jit_compile).")
 
 
 def main(argv):
@@ -56,7 +58,7 @@ def main(argv):
   batch = config.train.eval_batch_size
   posterior = evaluators.PosteriorEvaluator(model, tf.distribute.get_strategy(), batch,
                                             config.train.mi_minibatch_size,
-                                            precision.use_xla(config.train))
+                                            precision.use_xla(config.train, _JIT_COMPILE.value))
   data = image_data.ImageDataset("synthetic", "random binary images", train=images,
                                  validation=images[:2 * batch],
                                  test=images[:_IW_EXAMPLES.value],
@@ -72,7 +74,7 @@ def main(argv):
   iw_images = data.test
   iw_evaluator = evaluators.ImportanceWeightedEvaluator(
       model, _IW_SAMPLES.value, _IW_CHUNK.value, batch_size=len(iw_images),
-      jit_compile=precision.use_xla(config.train))
+      jit_compile=precision.use_xla(config.train, _JIT_COMPILE.value))
   def iw_seconds():
     start = time.perf_counter()
     iw_evaluator.per_example(data, "test")

@@ -35,6 +35,9 @@ _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate only the first
 _PRECISION = flags.DEFINE_enum("precision", None, ["float32", "mixed_bfloat16"],
                                "Evaluate the networks in this precision (default: the run's "
                                "train.precision; skip_vae_tf/precision.py).")
+_JIT_COMPILE = flags.DEFINE_bool("jit_compile", True, "Compile the evaluation passes with XLA "
+                                 "(not for mixed bfloat16 on a CPU, where TF's own kernels "
+                                 "are faster), whatever the run's train.jit_compile.")
 
 
 def evaluate() -> str:
@@ -42,7 +45,8 @@ def evaluate() -> str:
   result = evaluation.evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value,
                                    _IW_SAMPLES.value, _IW_CHUNK.value, _BATCH_SIZE.value,
                                    _DATA_DIR.value, _MAX_EXAMPLES.value,
-                                   precision_name=_PRECISION.value)
+                                   precision_name=_PRECISION.value,
+                                   jit_compile=_JIT_COMPILE.value)
   return evaluation.markdown_table(result)
 
 

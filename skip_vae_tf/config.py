@@ -97,8 +97,8 @@ def _train_defaults() -> ml_collections.ConfigDict:
   # 'auto': mixed_bfloat16 where the GPU or CPU computes in bfloat16 natively, else float32;
   # resolved (and so recorded in config.json) when training starts. Image configs set float32.
   train.precision = "auto"
-  # XLA for the per-replica loss and gradient. On this CPU, float32 image steps run about as
-  # fast without it since the PixelCNN shifts use tf.slice (README, Speed).
+  # XLA for the per-replica loss and gradient and training's validation passes (image
+  # configs turn it off; bin/evaluate.py has its own --jit_compile).
   train.jit_compile = True
   # tf.config.experimental.enable_op_determinism(): with the same seed, a run killed and
   # resumed ends with the weights of an uninterrupted one (tests/test_fault_tolerance.py).
@@ -160,11 +160,15 @@ def image_config() -> ml_collections.ConfigDict:
   _inference_defaults(config.model)
 
   config.train = _train_defaults()
-  # Images stay float32 unless asked (bfloat16 trains them 1.7x faster here):
-  # precision_quick_image (docs/results.md, three seeds) put the Skip-VAE 0.04-0.77 nats of
-  # IW-NLL behind in bfloat16 at every seed, which turned the skip-minus-VAE difference from
-  # -0.54 to +0.13 nats, and one bfloat16 VAE collapsed fully. Text models take 'auto'.
+  # Images stay float32 unless asked (bfloat16 trains them 1.7x faster here): in
+  # precision_quick_image (docs/results.md, three seeds) the seed-0 bfloat16 VAE collapsed
+  # fully in three versions of the network (no float32 VAE did) and the bfloat16 Skip-VAE's
+  # validation -ELBO ended 0.12-0.53 nats behind at every seed. Text models take 'auto'.
   config.train.precision = "float32"
+  # Without XLA, float32 image steps ran as fast or faster on this CPU (Skip-VAE 129-141
+  # against 125-127 examples/s, VAE 149-158 against 113-135) and the training process peaked
+  # 0.4 GiB lower (README, Speed). On a GPU, try --config.train.jit_compile=true.
+  config.train.jit_compile = False
   return config
 
 

@@ -1,7 +1,8 @@
 """Numeric precision of the networks: float32, or mixed bfloat16 (`train.precision`).
 
-Mixed bfloat16 is Keras' 'mixed_bfloat16' dtype policy on every network layer: variables
-stay float32, matrix products and convolutions run in bfloat16. Everything the paper's
+Mixed bfloat16 is Keras' 'mixed_bfloat16' dtype policy on the network layers (the official
+image encoder's posterior heads excepted: they compute in float32): variables stay float32,
+matrix products and convolutions run in bfloat16. Everything the paper's
 figures are made of stays float32: the posterior parameters and the logits are cast to
 float32 where they become distributions (`encoders.diagonal_gaussian`,
 `decoders.bernoulli_image`, the text decoder's cross-entropy), so the likelihood, the KL,
@@ -77,11 +78,12 @@ def policy_scope(precision: str):
     keras.config.set_dtype_policy(previous)
 
 
-def use_xla(train_config) -> bool:
-  """Whether to compile the per-replica passes with XLA: `train.jit_compile`, except for
-  mixed bfloat16 without a GPU, where XLA on CPU runs bfloat16 matrix products at float32
-  speed while TF's own (oneDNN) kernels run them about 1.7x faster (benchmarks/)."""
+def use_xla(train_config, jit_compile: bool | None = None) -> bool:
+  """Whether to compile the per-replica passes with XLA: `jit_compile` (None: the config's
+  `train.jit_compile`), except for mixed bfloat16 without a GPU, where XLA on CPU runs
+  bfloat16 matrix products at float32 speed while TF's own (oneDNN) kernels run them about
+  1.7x faster (benchmarks/)."""
   if (resolve(train_config.precision) == "mixed_bfloat16"
       and not tf.config.list_physical_devices("GPU")):
     return False
-  return bool(train_config.jit_compile)
+  return bool(train_config.jit_compile if jit_compile is None else jit_compile)

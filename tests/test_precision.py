@@ -15,6 +15,7 @@ from skip_vae_tf import precision
 from skip_vae_tf import tasks
 from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.models import layers
+from skip_vae_tf.models import official
 
 VOCAB = 23
 
@@ -77,7 +78,12 @@ def test_mixed_networks_compute_in_bfloat16_with_float32_weights_and_outputs(mod
   (_, mixed), x = _case(modality, decoder)
   layers = [layer for layer in mixed._flatten_layers() if layer.weights and
             isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
-  assert layers and all(layer.compute_dtype == "bfloat16" for layer in layers)
+  # The official image encoder computes q(z|x)'s mean and log-variance in float32.
+  heads = ([mixed.encoder.mean, mixed.encoder.log_variance]
+           if isinstance(mixed.encoder, official.OfficialResNetEncoder) else [])
+  assert all(head.compute_dtype == "float32" for head in heads)
+  assert layers and all(layer.compute_dtype == "bfloat16" for layer in layers
+                        if not any(layer is head for head in heads))
   assert all(v.dtype == "float32" for v in mixed.variables if "int" not in v.dtype)
   terms = _terms(mixed, x)
   for name in ("negative_elbo", "reconstruction_nll", "kl", "posterior_mean",
@@ -196,9 +202,20 @@ def test_config_rejects_an_unknown_precision():
 def test_mixed_precision_runs_without_xla_on_cpu_only():
   config = _image_config()
   config.train.precision = "float32"
-  assert precision.use_xla(config.train) == config.train.jit_compile
+  for jit_compile in (True, False):
+    config.train.jit_compile = jit_compile
+    assert precision.use_xla(config.train) is jit_compile
+    # bin/evaluate.py's --jit_compile overrides the run's setting.
+    assert precision.use_xla(config.train, not jit_compile) is (not jit_compile)
   config.train.precision = "mixed_bfloat16"
-  assert precision.use_xla(config.train) == bool(tf.config.list_physical_devices("GPU"))
+  on_gpu = bool(tf.config.list_physical_devices("GPU"))
+  assert precision.use_xla(config.train) == precision.use_xla(config.train, True) == on_gpu
+
+
+def test_image_training_defaults_to_float32_without_xla():
+  config = config_lib.image_config()
+  assert config.train.precision == "float32" and config.train.jit_compile is False
+  assert config_lib.text_config().train.jit_compile is True
 
 
 @pytest.mark.parametrize("make", [lambda: layers.Conv2D(4, 3, padding="same"),

@@ -56,12 +56,13 @@ def conv(filters: int, kernel, in_channels: int, strides: int = 1, padding: str 
                              kernel_initializer=init, bias_initializer=init, name=name)
 
 
-def dense(units: int, in_features: int, name: str | None = None) -> layers.Dense:
-  """A Dense initialised as the official code's nn.Linear after `he_init`."""
+def dense(units: int, in_features: int, name: str | None = None, dtype=None) -> layers.Dense:
+  """A Dense initialised as the official code's nn.Linear after `he_init`; `dtype`, its
+  dtype policy (None: the global one)."""
   return layers.Dense(
       units, kernel_initializer=keras.initializers.VarianceScaling(
           2.0, "fan_in", "untruncated_normal"),
-      bias_initializer=_uniform_fan_in(in_features), name=name)
+      bias_initializer=_uniform_fan_in(in_features), name=name, dtype=dtype)
 
 
 def batch_norm(name: str) -> keras.layers.BatchNormalization:
@@ -90,7 +91,8 @@ class ResidualBlock(keras.layers.Layer):
 
 class OfficialResNetEncoder(keras.layers.Layer):
   """x (B, 28, 28, 1) in {0, 1} -> q(z|x): residual blocks, each followed by a 2x2
-  stride-2 convolution, then linear mean and log-variance heads."""
+  stride-2 convolution, then linear mean and log-variance heads, computed in float32
+  whatever the precision (under mixed bfloat16 they take the blocks' features cast up)."""
 
   def __init__(self, latent_dim: int, channels: Sequence[int] = (64, 64, 64),
                image_shape: Sequence[int] = (28, 28, 1), **kwargs):
@@ -105,14 +107,14 @@ class OfficialResNetEncoder(keras.layers.Layer):
       height, width = height // 2, width // 2
     features = height * width * channels[-1]
     self.flatten = keras.layers.Flatten()
-    self.mean = dense(latent_dim, features, name="mean")
-    self.log_variance = dense(latent_dim, features, name="log_variance")
+    self.mean = dense(latent_dim, features, name="mean", dtype="float32")
+    self.log_variance = dense(latent_dim, features, name="log_variance", dtype="float32")
 
   def call(self, x, training=False):
     h = x
     for block, downsample in zip(self.blocks, self.downsamples):
       h = downsample(block(h, training=training))
-    h = self.flatten(h)
+    h = tf.cast(self.flatten(h), tf.float32)
     return encoders.diagonal_gaussian(self.mean(h), self.log_variance(h))
 
 
