@@ -120,7 +120,9 @@ def test_mixed_gradients_are_float32_and_point_the_same_way(modality, decoder):
 def test_mixed_image_decoder_decodes_pixel_by_pixel():
   (_, mixed), _ = _case("image", "pixelcnn_official")
   z = tf.random.stateless_normal([2, mixed.latent_dim], [1, 2])
-  probabilities, greedy = mixed.decoder.greedy(z)  # The loop `sample` runs too.
+  # The loop `sample` runs too, compiled as training and serving run it (eagerly, every
+  # op of its 784 steps is dispatched from Python: 11 s against 3.7 s here).
+  probabilities, greedy = tf.function(mixed.decoder.greedy)(z)
   assert greedy.dtype == probabilities.dtype == tf.float32
   np.testing.assert_array_equal(greedy.numpy(), (probabilities.numpy() > 0.5))
 
