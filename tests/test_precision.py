@@ -180,10 +180,12 @@ def test_auto_precision_follows_the_gpus_else_the_cpu(monkeypatch, gpus, cpu, ex
     precision.resolve("bf16")
 
 
-def test_text_models_default_to_auto_and_image_models_to_float32():
-  assert config_lib.default_config("yahoo_small").train.precision == "auto"
-  assert config_lib.default_config("ptb").train.precision == "auto"
-  assert config_lib.default_config("omniglot").train.precision == "float32"
+def test_text_models_default_to_auto_with_xla_and_image_models_to_float32_without():
+  for name in ("yahoo_small", "ptb"):
+    train = config_lib.default_config(name).train
+    assert train.precision == "auto" and train.jit_compile is True
+  train = config_lib.default_config("omniglot").train
+  assert train.precision == "float32" and train.jit_compile is False
 
 
 def test_runs_saved_before_the_precision_field_evaluate_in_float32():
@@ -212,13 +214,6 @@ def test_mixed_precision_runs_without_xla_on_cpu_only():
   config.train.precision = "mixed_bfloat16"
   on_gpu = bool(tf.config.list_physical_devices("GPU"))
   assert precision.use_xla(config.train) == precision.use_xla(config.train, True) == on_gpu
-
-
-def test_image_training_defaults_to_float32_without_xla():
-  config = config_lib.image_config()
-  assert config.train.precision == "float32" and config.train.jit_compile is False
-  assert config_lib.text_config().train.jit_compile is True
-
 
 @pytest.mark.parametrize("make", [lambda: layers.Conv2D(4, 3, padding="same"),
                                   lambda: layers.Dense(4)])
