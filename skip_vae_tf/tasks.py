@@ -223,12 +223,14 @@ class TextTask:
                   latent_dim=model_config.latent_dim, init_scale=model_config.init_scale)
     encoder = text_models.LSTMEncoder(hidden=model_config.encoder_hidden, name="encoder",
                                       **common)
+    # Semi-amortized inference differentiates through the likelihood's gradients: its
+    # decoder keeps the twice-differentiable softmax and LSTM gradients.
+    twice_differentiable = model_config.inference == "semi_amortized"
     decoder = text_models.LSTMDecoder(
         hidden=model_config.decoder_hidden, skip=model_config.skip,
         dropout=model_config.decoder_dropout, max_decode_length=model_config.max_decode_length,
-        softmax_chunk=(0 if model_config.inference == "semi_amortized"
-                       else model_config.softmax_chunk),
-        name="decoder", **common)
+        softmax_chunk=0 if twice_differentiable else model_config.softmax_chunk,
+        twice_differentiable=twice_differentiable, name="decoder", **common)
     return vae_lib.build_vae(encoder, decoder, model_config.latent_dim, model_config.skip,
                              tf.constant([[vocab.BOS_ID, vocab.EOS_ID]]),
                              refinement_from_config(model_config))

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
+from skip_vae_tf import precision as precision_lib
 from skip_vae_tf import tasks
 from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.models import lstm
@@ -30,9 +31,11 @@ def _numpy_lstm(inputs, kernel, recurrent_kernel, bias, h, c):
   return np.stack(outputs, axis=1)
 
 
-def test_lstm_with_static_input_is_an_lstm_over_the_concatenation():
+@pytest.mark.parametrize("twice_differentiable", [False, True])
+def test_lstm_with_static_input_is_an_lstm_over_the_concatenation(twice_differentiable):
   rng = np.random.default_rng(0)
-  layer = lstm.LSTM(6, static_dim=3, initializer=tf.keras.initializers.RandomUniform(-0.5, 0.5))
+  layer = lstm.LSTM(6, static_dim=3, initializer=tf.keras.initializers.RandomUniform(-0.5, 0.5),
+                    twice_differentiable=twice_differentiable)
   x = rng.normal(size=(2, 5, 4)).astype(np.float32)
   s = rng.normal(size=(2, 3)).astype(np.float32)
   h0, c0 = (rng.normal(size=(2, 6)).astype(np.float32) for _ in range(2))
@@ -43,11 +46,48 @@ def test_lstm_with_static_input_is_an_lstm_over_the_concatenation():
                          layer.bias.numpy(), h0, c0)
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
   # The step API gives the same states.
-  projection = layer.static_projection(tf.constant(s))
+  step = layer.step_function(tf.constant(s))
   state = (tf.constant(h0), tf.constant(c0))
   for t in range(5):
-    state = layer.step(tf.constant(x[:, t]), projection, state)
+    state = step(tf.constant(x[:, t]), state)
   np.testing.assert_allclose(state[0].numpy(), expected[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def _lstm_gradients(layer, inputs, jit_compile):
+  """Gradients of sum(outputs * weights) for the inputs, static input, initial state and
+  every weight of `layer`, as numpy arrays."""
+  x, s, h0, c0, weights = (tf.constant(a) for a in inputs)
+
+  @tf.function(jit_compile=jit_compile)
+  def run(x, s, h0, c0):
+    with tf.GradientTape() as tape:
+      tape.watch([x, s, h0, c0])
+      loss = tf.reduce_sum(layer(x, static=s, initial_state=(h0, c0)) * weights)
+    return tape.gradient(loss, [x, s, h0, c0] + layer.trainable_variables)
+  return [g.numpy() for g in run(x, s, h0, c0)]
+
+
+@pytest.mark.parametrize("precision,jit_compile",
+                         [("float32", False), ("float32", True), ("mixed_bfloat16", False)])
+def test_written_out_lstm_gradient_equals_autodiff_of_the_loop(precision, jit_compile):
+  """The backward pass through time written out by hand and TF's autodiff of the same loop
+  (`twice_differentiable`) give the same gradients, for the inputs, the static input, the
+  initial state and every weight; in bfloat16 up to its rounding."""
+  rng = np.random.default_rng(3)
+  inputs = [rng.normal(size=shape).astype(np.float32)
+            for shape in [(3, 7, 4), (3, 2), (3, 5), (3, 5), (3, 7, 5)]]
+  with precision_lib.policy_scope(precision):
+    written, autodiff = (
+        lstm.LSTM(5, static_dim=2, initializer=tf.keras.initializers.RandomUniform(-0.5, 0.5),
+                  twice_differentiable=twice) for twice in (False, True))
+  for layer in (written, autodiff):
+    layer(tf.constant(inputs[0]), static=tf.constant(inputs[1]))
+  autodiff.set_weights(written.get_weights())
+  tolerance = dict(rtol=1e-5, atol=1e-6) if precision == "float32" else dict(rtol=0, atol=2e-2)
+  for got, want in zip(_lstm_gradients(written, inputs, jit_compile),
+                       _lstm_gradients(autodiff, inputs, jit_compile)):
+    assert np.abs(want).max() > 0.1
+    np.testing.assert_allclose(got, want, **tolerance)
 
 
 def _model_config(skip: bool, layers: int = 2) -> ml_collections.ConfigDict:
@@ -105,6 +145,7 @@ def test_chunked_likelihood_and_its_gradients_match_the_full_softmax(skip, jit_c
   model = tasks.TextTask().build_model(config)
   chunk = model.decoder.softmax_chunk
   assert chunk == config.softmax_chunk == 25
+  assert not any(layer.twice_differentiable for layer in model.decoder.lstms)
   rng = np.random.default_rng(7)
   lengths = [2 * chunk + 9, 5, chunk + 1]
   batch = tf.constant(_padded_batch(rng, lengths))
@@ -141,6 +182,8 @@ def test_semi_amortized_decoder_keeps_the_twice_differentiable_softmax():
   config.inference = "semi_amortized"
   model = tasks.TextTask().build_model(config)
   assert model.decoder.softmax_chunk == 0
+  assert all(layer.twice_differentiable for layer in model.decoder.lstms)
+  assert not any(layer.twice_differentiable for layer in model.encoder.lstms)
   batch = tf.constant(_padded_batch(np.random.default_rng(8), [config.softmax_chunk + 3, 4]))
   z = tf.ones([2, model.latent_dim])
   with tf.GradientTape() as outer:
