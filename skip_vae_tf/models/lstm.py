@@ -11,9 +11,10 @@ The backward pass through time is written out (`_recurrence_with_written_out_gra
 forward pass keeps each step's activated gates and cell state, and the weight gradient is one
 matrix product after the loop. Autodiff of the loop (tf.scan) instead keeps about eight
 (B, H) intermediates per step and adds an (H, 4H) weight gradient at every step: the written-
-out pass is lighter and faster (README, Speed and memory). It is a first derivative only: a
-model that differentiates through gradients (semi-amortized inference) builds its decoder's
-LSTMs with `twice_differentiable=True`, which differentiates the loop by autodiff.
+out pass is lighter and faster (README: Speed; Memory of a training run). It is a first
+derivative only: a model that differentiates through gradients (semi-amortized inference)
+builds its decoder's LSTMs with `twice_differentiable=True`, which differentiates the loop by
+autodiff.
 
 Matrix products run in the layer's compute dtype (bfloat16 under the mixed policy,
 `skip_vae_tf.precision`); the gates, the cell state and the hidden states are float32.
