@@ -215,6 +215,7 @@ def test_mixed_precision_runs_without_xla_on_cpu_only():
   on_gpu = bool(tf.config.list_physical_devices("GPU"))
   assert precision.use_xla(config.train) == precision.use_xla(config.train, True) == on_gpu
 
+
 @pytest.mark.parametrize("make", [lambda: layers.Conv2D(4, 3, padding="same"),
                                   lambda: layers.Dense(4)])
 def test_bias_gradient_of_a_mixed_layer_matches_float32(make):
