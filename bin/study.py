@@ -4,6 +4,7 @@ evaluation, and a report with tables and figures. Studies live in configs/studie
   python bin/study.py --study=collapse_quick_text
   python bin/study.py --study=collapse_quick_image --parallel=2
   python bin/study.py --study=paper_omniglot --shard=0/4 --folder=/shared/studies/omniglot
+  python bin/study.py --study=collapse_quick_text --report_only   # Rewrite the report.
 
 Running the same command again skips finished runs and resumes unfinished ones from their
 last checkpoint. Writes FOLDER/runs/<model>[_<knob>]_seed<s>/ (ordinary training
@@ -31,6 +32,9 @@ _SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run every n-th run of the gri
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs at once on this machine (child "
                                  "processes).", lower_bound=1)
 _REPORT = flags.DEFINE_bool("report", True, "Write the report once every run is evaluated.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train and evaluate nothing: write "
+                                 "the report from the evaluated runs in --folder (a partial "
+                                 "study's report says which runs it holds).")
 
 
 def study() -> str:
@@ -43,6 +47,11 @@ def study() -> str:
   index, count = spec.parse_shard(_SHARD.value)
   runs = spec.shard(chosen.runs(), index, count)
   parallel = min(_PARALLEL.value, len(runs)) or 1
+  if _REPORT_ONLY.value:
+    path = report.write(chosen, folder, figures.write_all)
+    pending = runner.pending_runs(chosen, folder)
+    return (f"Report: {path}" + (f" (over the finished runs; {len(pending)} are not: "
+                                 f"{', '.join(pending)})" if pending else ""))
   if parallel > 1:
     runner.run_in_children(
         lambda i, n: runner.child_argv(_STUDY.value, folder, i, n),

@@ -29,6 +29,9 @@ _SKIP = flags.DEFINE_bool("skip", None, "Skip-VAE (true) or plain VAE (false); "
                           "overrides config.model.skip.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default runs/<dataset>_<model>"
                                "[_smoke] under the current directory).")
+_ALLOW_FOREIGN = flags.DEFINE_bool(
+    "allow_foreign_workdir", False, "Train into a non-empty --workdir that holds no run of "
+    "this project (its files may be overwritten); never the filesystem root or home folder.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder with the raw dataset files.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Shrink the config so a run takes seconds.")
 _STRATEGY = flags.DEFINE_enum("strategy", None, list(config_lib.STRATEGIES),
@@ -47,7 +50,7 @@ def train() -> str:
   from skip_vae_tf import workdir as workdir_lib
   workdir = _WORKDIR.value or workdir_lib.default_path(config, _SMOKE.value)
   distribute.split_cpu(_CPU_DEVICES.value)
-  training.train_and_evaluate(config, workdir)
+  training.train_and_evaluate(config, workdir, allow_foreign_workdir=_ALLOW_FOREIGN.value)
   return f"Done: {workdir}/metrics.json; inspect with: tensorboard --logdir {workdir}"
 
 

@@ -243,6 +243,7 @@ def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   train.check_every_steps = 0  # Seconds matter here; tests/test_aggressive.py checks it.
   train.check_images_every_steps = 0
   train.num_logged_samples = 4
+  train.max_consecutive_nonfinite = 5  # Within the run's 16 steps, so that it can fire.
   # XLA compiles every input shape for seconds, most of a smoke run (a yahoo_small smoke run:
   # 37 s with, 20 s without); tests/test_training.py runs the compiled path.
   train.jit_compile = False

@@ -60,6 +60,18 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   under `eval/<split>/` in workdir/eval; returns the json content.
   """
   run = workdir_lib.Workdir(workdir)
+  run.claim()
+  try:
+    run.check_writable()  # Before the work, not when the reports are written.
+    return _evaluate(run, split, checkpoint, iw_samples, iw_chunk, batch_size, data_dir,
+                     max_examples, num_samples, precision_name, jit_compile)
+  finally:
+    run.release()
+
+
+def _evaluate(run: workdir_lib.Workdir, split: str, checkpoint: str, iw_samples: int,
+              iw_chunk: int, batch_size: int, data_dir: str | None, max_examples: int,
+              num_samples: int, precision_name: str | None, jit_compile: bool) -> dict:
   config, task, model, path = restore_model(run, checkpoint, precision_name)
   if data_dir is not None:
     config.data.data_dir = data_dir

@@ -74,20 +74,23 @@ def _compare(name: str, key: str, expected: np.ndarray, actual: np.ndarray) -> N
                       "reloaded SavedModel differs from the in-process model's")
 
 
-def verify(path: pathlib.Path, signatures: serving.Signatures) -> None:
+def verify(path: pathlib.Path, signatures: serving.Signatures,
+           functions: dict | None = None) -> None:
   """Loads the SavedModel at `path` and checks every signature's outputs on
-  `serving.example_inputs` against the same functions run in process.
+  `serving.example_inputs` against the same functions run in process (`functions`: the
+  archive's traced endpoints, `serving.export_archive`; default: `signatures`' traced anew).
 
   Raises:
     ExportError: a signature is missing, or an output differs (`outputs_agree`).
   """
   loaded = tf.saved_model.load(str(path))
-  functions = signatures.functions()
+  functions = functions or {name: tf.function(fn) for name, fn in
+                            signatures.functions().items()}
   for name, inputs in serving.example_inputs(signatures).items():
     if name not in loaded.signatures:
       raise ExportError(f"verification failed: signature {name!r} missing from {path}")
     tensors = {key: tf.constant(value) for key, value in inputs.items()}
-    expected = tf.function(functions[name])(*tensors.values())
+    expected = functions[name](*tensors.values())
     actual = loaded.signatures[name](**tensors)
     for key, value in expected.items():
       _compare(name, key, value.numpy(), actual[key].numpy())
@@ -135,6 +138,15 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     limits: what one request may ask for (`serving.Limits`).
   """
   run, export_path = workdir_lib.Workdir(workdir), pathlib.Path(export_dir)
+  run.claim()  # No training or evaluation writes into the run while it is read.
+  try:
+    return _export(run, export_path, checkpoint, iw_samples, score_seed, limits)
+  finally:
+    run.release()
+
+
+def _export(run: workdir_lib.Workdir, export_path: pathlib.Path, checkpoint: str,
+            iw_samples: int, score_seed: int, limits: serving.Limits) -> pathlib.Path:
   config, task, model, checkpoint_path = evaluation.restore_model(run, checkpoint)
   signatures = serving.Signatures(model, task, iw_samples, score_seed, limits)
   staging = export_path / (f"{_STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
@@ -143,7 +155,8 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     export_path.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(export_path)
     logging.info("Writing the SavedModel of %s to %s", checkpoint_path, staging)
-    serving.export_archive(signatures).write_out(str(staging), verbose=False)
+    archive, endpoints = serving.export_archive(signatures)
+    archive.write_out(str(staging), verbose=False)
     info = {"workdir": str(run.path.resolve()), "checkpoint": checkpoint_path,
             "step": workdir_lib.checkpoint_step(checkpoint_path), "dataset": config.data.name,
             "skip": bool(config.model.skip), "iw_samples": iw_samples, "score_seed": score_seed,
@@ -154,13 +167,15 @@ def export_run(workdir: str, export_dir: str, checkpoint: str = "best", iw_sampl
     (staging / "assets.extra").mkdir(exist_ok=True)
     (staging / "assets.extra" / EXPORT_INFO).write_text(json.dumps(info, indent=2))
     logging.info("Verifying the reloaded SavedModel against the in-process model")
-    verify(staging, signatures)
+    verify(staging, signatures, endpoints)
     _fsync_tree(staging)
     version_path = export_path / str(next_version(export_path))
     staging.rename(version_path)
-  except OSError as error:
-    raise ExportError(f"cannot write the export under {export_path}: "
-                      f"{error.strerror or error}") from error
+  except (OSError, tf.errors.OpError) as error:  # TF's writes fail with OpErrors.
+    reason = (error.message.strip().splitlines()[0][:200] if isinstance(error, tf.errors.OpError)
+              else error.strerror or error)
+    raise ExportError(f"cannot write the export under {export_path}: {reason}; free space "
+                      "or fix permissions, then run the same command again") from error
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   logging.info("Exported version %s", version_path)

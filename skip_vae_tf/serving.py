@@ -22,6 +22,7 @@ example (per sentence for text).
 
 import dataclasses
 import math
+import re
 
 import keras
 import numpy as np
@@ -63,10 +64,23 @@ class Limits:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
+_REFUSAL = re.compile(r"assertion failed: \[(input .*?)\]$", re.MULTILINE)
+
+
+def refusal(error: tf.errors.InvalidArgumentError) -> str:
+  """What a refused request was told: the line of a signature's error naming the input
+  ("input num_samples 65 exceeds the export limit of 64 per request (bin/export.py
+  --max_decodes)"). TF Serving's clients see it first, after "assertion failed: ["; in
+  Python, `tf.saved_model.load`'s functions put TF's "Graph execution error:" and the node
+  before it. The error's whole first line when it names no input."""
+  found = _REFUSAL.search(error.message)
+  return found.group(1) if found else error.message.strip().splitlines()[0]
+
+
 def _at_most(tensor: tf.Tensor, count: tf.Tensor, limit: int, what: str, flag: str
              ) -> tf.Tensor:
   """`tensor`, once `count` <= `limit` (else one error naming `what` and the flag)."""
-  message = tf.strings.format(f"{what} {{}} exceeds this export's limit of {limit} per "
+  message = tf.strings.format(f"{what} {{}} exceeds the export limit of {limit} per "
                               f"request (bin/export.py --{flag})", count)
   return tasks.passed_only_if(count <= limit, tensor, message)
 
@@ -130,17 +144,24 @@ class Signatures:
 
   def _model_inputs(self, x: tf.Tensor) -> tf.Tensor:
     """The task's checked model inputs, within the batch (and sentence length) limits."""
-    inputs = self.task.serving_model_inputs(x)
+    return self.task.serving_model_inputs(x, self._within_limits)
+
+  def _within_limits(self, tensor: tf.Tensor, batch: tf.Tensor,
+                     longest: tf.Tensor | None = None) -> tf.Tensor:
+    """`tensor` once a request of `batch` examples (text: the `longest` sentence in words)
+    is within `limits`."""
     name = self.task.serving_input_spec().name
-    inputs = _at_most(inputs, tf.shape(inputs)[0], self.limits.max_batch,
-                      f"input {name}: the batch of", "max_batch")
-    if inputs.dtype.is_integer:  # Token ids (B, L): <s>, the words, </s>.
-      inputs = _at_most(inputs, tf.shape(inputs)[1] - 2, self.limits.max_words,
+    tensor = _at_most(tensor, batch, self.limits.max_batch, f"input {name}: the batch of",
+                      "max_batch")
+    if longest is not None:  # Tokens per sentence: <s>, the words, </s>.
+      longest = tf.cast(longest, tf.int64)
+      tensor = _at_most(tensor, longest, self.limits.max_words,
                         f"input {name}: a sentence of", "max_words")
-      inputs = _at_most(inputs, tf.size(inputs), self.limits.max_tokens,
+      tensor = _at_most(tensor, tf.cast(batch, tf.int64) * (longest + 2),
+                        self.limits.max_tokens,
                         f"input {name}: the batch of sentences x padded length (tokens)",
                         "max_tokens")
-    return inputs
+    return tensor
 
   def encode(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """q(z|x): mean, stddev and z = mean + stddev * eps, eps ~ N(0, I) drawn from seed[b]."""
@@ -203,17 +224,21 @@ class Signatures:
     return scores
 
 
-def export_archive(signatures: Signatures) -> keras.export.ExportArchive:
+def export_archive(signatures: Signatures) -> tuple[keras.export.ExportArchive,
+                                                   dict[str, callable]]:
   """A `keras.export.ExportArchive` holding the model, the task's resources (the text
-  vocabulary table) and every signature of `SIGNATURES`; `write_out(path)` writes it."""
+  vocabulary table) and every signature of `SIGNATURES` (`write_out(path)` writes it), and
+  {name: the traced function the archive saves}: the reference a reloaded SavedModel must
+  reproduce (a separate trace may round differently, and greedy decoding of an untrained
+  model turns a rounding difference into another word)."""
   archive = keras.export.ExportArchive()
   archive.track(signatures.model)
   for resource in signatures.task.serving_resources():
     archive.track(resource)
   specs, functions = signatures.input_signatures(), signatures.functions()
-  for name in SIGNATURES:
-    archive.add_endpoint(name, functions[name], input_signature=specs[name])
-  return archive
+  endpoints = {name: archive.add_endpoint(name, functions[name], input_signature=specs[name])
+               for name in SIGNATURES}
+  return archive, endpoints
 
 
 def example_inputs(signatures: Signatures, batch: int = 2) -> dict[str, dict[str, np.ndarray]]:

@@ -55,13 +55,19 @@ def check_shape(tensor: tf.Tensor, name: str, expected: list[int | None],
 
 
 def passed_only_if(ok: tf.Tensor, tensor: tf.Tensor, message: tf.Tensor) -> tf.Tensor:
-  """`tensor`, computed only once the scalar `ok` is known true; otherwise an
-  InvalidArgumentError whose message ends with the string `message` (raised by a
-  string-to-number conversion of it). The value passed on depends on that op: an Assert
-  with control dependencies is not ordered before the ops that use the input in a compiled
-  graph (their own errors would win), a data dependency is."""
-  failure = tf.cond(ok, lambda: tf.constant(0.0), lambda: tf.strings.to_number(message))
-  return tf.reshape(tensor, tf.shape(tensor) + tf.cast(failure, tf.int32))
+  """`tensor`, passed on only once the scalar `ok` is known true; otherwise an
+  InvalidArgumentError whose message starts "assertion failed: [<message>]" (the first
+  line TF Serving returns to a client; `serving.refusal`).
+
+  The value flows through the branch that checks, so no op that uses it (whose own error
+  would win) runs before. The refusing branch returns an empty tensor of another shape, so
+  that graph optimizers cannot give the passed value the input's symbolic shape: they would
+  then fold `ok` from what the ops downstream assume (a rank, a batch size) to true.
+  """
+  def refuse():
+    with tf.control_dependencies([tf.debugging.Assert(ok, [message], summarize=1)]):
+      return tf.zeros(tf.zeros([tf.rank(tensor)], tf.int32), tensor.dtype)
+  return tf.cond(ok, lambda: tf.identity(tensor), refuse)
 
 
 def refinement_from_config(model_config: ml_collections.ConfigDict
@@ -149,12 +155,12 @@ class ImageTask:
     """Any shape: `serving_model_inputs` checks it, naming the input."""
     return tf.TensorSpec(None, tf.float32, name="x")
 
-  def serving_model_inputs(self, x: tf.Tensor) -> tf.Tensor:
-    """Signature input -> model input: its shape checked to be [batch, 28, 28, 1] and its
-    pixel values to lie in [0, 1]."""
+  def serving_model_inputs(self, x: tf.Tensor, within_limits) -> tf.Tensor:
+    """Signature input -> model input: its shape checked to be [batch, 28, 28, 1], its
+    batch by `within_limits(x, batch)` and its pixel values to lie in [0, 1]."""
     x = check_shape(x, "x", [None, *self.image_shape],
                     f"[batch, {', '.join(map(str, self.image_shape))}] float32 in [0, 1]")
-    x = check_not_empty(x, "x")
+    x = within_limits(check_not_empty(x, "x"), tf.shape(x)[0])
     with tf.control_dependencies([
         tf.debugging.assert_greater_equal(x, 0.0, message="input x must hold pixel values in "
                                           "[0, 1] (a value is below 0 or NaN)"),
@@ -284,10 +290,13 @@ class TextTask:
     """Any shape: `serving_model_inputs` checks it, naming the input."""
     return tf.TensorSpec(None, tf.string, name="text")
 
-  def serving_model_inputs(self, x: tf.Tensor) -> tf.Tensor:
-    """(B,) strings -> (B, L) int32 padded ids, tokenized in the graph."""
+  def serving_model_inputs(self, x: tf.Tensor, within_limits) -> tf.Tensor:
+    """(B,) strings -> (B, L) int32 padded ids, tokenized in the graph. The words are
+    counted before anything is split or padded (`within_limits(x, batch, longest)`), so a
+    refused request costs about its own bytes."""
     x = check_not_empty(check_shape(x, "text", [None], "[batch] strings, one sentence each"),
                         "text")
+    x = within_limits(x, tf.size(x), tf.reduce_max(vocab.word_counts(x)))
     return vocab.token_ids(x, self._lookup_table()).to_tensor(default_value=vocab.PAD_ID)
 
   def serving_decode(self, decoder, z: tf.Tensor) -> dict[str, tf.Tensor]:

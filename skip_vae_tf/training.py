@@ -71,7 +71,8 @@ class Trainer:
   data section is loaded.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, data=None):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, data=None,
+               allow_foreign_workdir: bool = False):
     config_lib.validate(config)
     # config.json records the precision the run trains in, not 'auto'.
     config.train.precision = precision.resolve(config.train.precision)
@@ -93,7 +94,9 @@ class Trainer:
     except ValueError as error:  # A batch larger than the training split.
       raise config_lib.ConfigError(f"train.batch_size={config.train.batch_size}: {error}")
     self.task.adapt_config(config, self.data)
-    self.workdir.prepare()  # Only once data and sizes are good: a failed start leaves nothing.
+    # Only once data and sizes are good: a failed start leaves nothing. The chief claims
+    # the run (one process per workdir); other workers share the chief's folder.
+    self.workdir.prepare(allow_foreign_workdir, claim=self.is_chief)
     self.workdir.check_config(config, write=self.is_chief)
     if self.is_chief:
       self.task.write_run_files(self.workdir, self.data)
@@ -303,7 +306,15 @@ class Trainer:
           f"(last at step {step}); the last good checkpoint is "
           f"{workdir_lib.named(self.latest_manager.latest_checkpoint)}, the best validation "
           f"checkpoint {workdir_lib.named(self.best_manager.latest_checkpoint)}: lower "
-          "train.learning_rate or raise train.max_consecutive_nonfinite")
+          f"{self._likely_rate()} or raise train.max_consecutive_nonfinite")
+
+  def _likely_rate(self) -> str:
+    """The rates to lower: a semi-amortized model's refinement steps diverge on their own."""
+    rate = f"train.learning_rate ({self.config.train.learning_rate:g})"
+    if self.config.model.inference != "semi_amortized":
+      return rate
+    refinement = ", ".join(f"{r:g}" for r in self.config.model.svi_learning_rates)
+    return f"model.svi_learning_rates (the refinement's: {refinement}) or {rate}"
 
   def _after_step(self, step: int, window: progress.Window,
                   stop: stop_signals.StopRequests) -> None:
@@ -366,6 +377,7 @@ class Trainer:
     finally:
       if not self.is_chief:
         self.workdir.clear_worker_dir(distribute.task_id(self.strategy))
+      self.workdir.release()
 
   def _stop(self, stop: stop_signals.StopRequests, step: int) -> None:
     latest = self.latest_manager.latest_checkpoint
@@ -441,7 +453,9 @@ class Trainer:
     return result
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, data=None) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, data=None,
+                       allow_foreign_workdir: bool = False) -> dict:
   """Trains (or resumes) the run in `workdir` and returns the final metrics. `data`: an
-  optional in-memory dataset in place of the config's (see `Trainer`)."""
-  return Trainer(config, workdir, data).train()
+  optional in-memory dataset in place of the config's; `allow_foreign_workdir`: write into
+  a non-empty folder that holds no run (see `Trainer`, `Workdir.prepare`)."""
+  return Trainer(config, workdir, data, allow_foreign_workdir).train()

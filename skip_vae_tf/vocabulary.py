@@ -87,12 +87,22 @@ def write_vocabulary_file(path: pathlib.Path, vocabulary: Vocabulary) -> None:
       path, "".join(f"{token} {index}\n" for index, token in enumerate(vocabulary.tokens)))
 
 
+_WHITESPACE = r" \t\n\v\f\r"  # What tf.strings.split splits on.
+
+
 def token_ids(lines: tf.Tensor, table: tf.lookup.StaticHashTable) -> tf.RaggedTensor:
   """(B,) strings -> (B, None) int32 ids `<s> w_1 ... w_n </s>`: words split on whitespace,
   looked up in `table` (`Vocabulary.lookup_table`); unknown words become `<unk>`."""
   ids = tf.cast(table.lookup(tf.strings.split(lines)), tf.int32)
   batch = ids.nrows()
   return tf.concat([tf.fill([batch, 1], BOS_ID), ids, tf.fill([batch, 1], EOS_ID)], axis=1)
+
+
+def word_counts(lines: tf.Tensor) -> tf.Tensor:
+  """(B,) strings -> (B,) int32 words per line, as `token_ids` splits them, counted in
+  memory proportional to the lines' bytes (each word becomes one byte; nothing is split)."""
+  marks = tf.strings.regex_replace(lines, f"[^{_WHITESPACE}]+", "w")
+  return tf.strings.length(tf.strings.regex_replace(marks, f"[{_WHITESPACE}]+", ""))
 
 
 def ids_to_text(ids: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:

@@ -1,6 +1,7 @@
 """The run directory: its layout, its saved config, its checkpoints and its small files.
 
 Nothing else in the project spells a path inside a workdir. Layout:
+  .skip_vae_run          marks a run of this project; its lock says which process uses it
   config.json            the config the run was started with (a resume must match it)
   checkpoints/           latest checkpoints (tf.train.CheckpointManager, atomic writes)
   best/                  the checkpoint with the best validation negative ELBO
@@ -27,6 +28,7 @@ import tensorflow as tf
 from skip_vae_tf import atomic
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import errors
+from skip_vae_tf import run_lock
 from skip_vae_tf import vocabulary as vocab
 
 CONFIG_FILE = "config.json"
@@ -80,20 +82,86 @@ class Workdir:
 
   def __init__(self, path: str | os.PathLike):
     self.path = pathlib.Path(path)
+    self._claim = None
 
   def __truediv__(self, name: str) -> pathlib.Path:
     return self.path / name
 
-  def prepare(self) -> None:
-    """Creates the workdir or checks that an existing one is a readable, writable folder."""
+  def is_run(self) -> bool:
+    """Whether the folder holds a run of this project: its marker, or (runs written before
+    the marker existed, damaged ones) a config.json, which `saved_config` checks."""
+    return (self.path / run_lock.MARKER).is_file() or (self.path / CONFIG_FILE).is_file()
+
+  def prepare(self, allow_foreign: bool = False, claim: bool = True) -> None:
+    """Creates the workdir, or checks that an existing one is a readable, writable run
+    folder, and (if `claim`) claims it for this process (`run_lock`) until `release()`.
+
+    A non-empty folder that holds no run of this project is refused unless
+    `allow_foreign`; the filesystem root and the home folder always are.
+
+    Raises:
+      WorkdirError: the folder cannot or must not be used (one line saying why).
+      RunBusyError: another live process holds the run.
+    """
+    path = self.path
+    resolved = path.resolve()
+    if resolved in (pathlib.Path(path.anchor or "/").resolve(), pathlib.Path.home().resolve()):
+      raise WorkdirError(f"workdir {path} is the filesystem root or the home folder; give a "
+                         "folder of its own, e.g. --workdir=runs/my_run")
+    if path.is_symlink() and not path.exists():
+      raise WorkdirError(f"workdir {path} is a symbolic link to {os.readlink(path)}, which "
+                         "does not exist; create that folder or give another --workdir")
+    if path.exists() and not path.is_dir():
+      raise WorkdirError(f"workdir {path} exists and is not a folder")
+    if path.is_dir() and not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+      raise WorkdirError(f"workdir {path} is not readable and writable by this user")
+    if (path.is_dir() and not allow_foreign and not self.is_run()
+        and any(True for _ in _listing(path))):
+      raise WorkdirError(
+          f"workdir {path} is not empty and holds no run of this project (no "
+          f"{run_lock.MARKER} or config.json): give a new or empty folder, or pass "
+          "--allow_foreign_workdir to write into it anyway")
     try:
-      if self.path.exists() and not self.path.is_dir():
-        raise WorkdirError(f"workdir {self.path} exists and is not a folder")
-      self.path.mkdir(parents=True, exist_ok=True)
+      path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-      raise WorkdirError(f"cannot use workdir {self.path}: {error.strerror or error}") from error
-    if not os.access(self.path, os.R_OK | os.W_OK | os.X_OK):
-      raise WorkdirError(f"workdir {self.path} is not readable and writable by this user")
+      raise WorkdirError(f"cannot use workdir {path}: {error.strerror or error}") from error
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+      raise WorkdirError(f"workdir {path} is not readable and writable by this user")
+    if claim:
+      self._take()
+
+  def claim(self) -> None:
+    """Claims an existing run for this process until `release()` (evaluation, export).
+
+    Raises:
+      WorkdirError: the folder holds no run, or its marker cannot be opened.
+      RunBusyError: another live process holds the run.
+    """
+    if not self.path.is_dir() or not self.is_run():
+      raise WorkdirError(f"{self.path / CONFIG_FILE} not found: is {self.path} a training "
+                         "workdir?")
+    if not os.access(self.path, os.W_OK) and not (self.path / run_lock.MARKER).exists():
+      return  # A read-only run without a marker: no process can write into it.
+    self._take()
+
+  def _take(self) -> None:
+    try:
+      self._claim = run_lock.claim(self.path)
+    except OSError as error:
+      raise WorkdirError(f"cannot open {self.path / run_lock.MARKER} "
+                         f"({error.strerror or error})") from error
+
+  def release(self) -> None:
+    """Gives up this object's claim of the run (nothing when it holds none)."""
+    claim, self._claim = self._claim, None
+    if claim is not None:
+      claim.release()
+
+  def check_writable(self) -> None:
+    """WorkdirError when files cannot be written into the workdir (before long work)."""
+    if not os.access(self.path, os.W_OK | os.X_OK):
+      raise WorkdirError(f"workdir {self.path} is not writable by this user: fix its "
+                         "permissions or copy the run to a writable folder")
 
   def clear_worker_dir(self, task_id: int) -> pathlib.Path:
     """Removes the private folder of non-chief worker `task_id` (its checkpoints; cleared
@@ -108,10 +176,16 @@ class Workdir:
     if not path.exists():
       return None
     try:
-      return json.loads(path.read_text())
+      saved = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
       raise WorkdirError(f"cannot read {path} ({error}): is {self.path} a training workdir? "
                          "Use another --workdir, or restore the file") from error
+    if not (isinstance(saved, dict)
+            and all(isinstance(saved.get(k), dict) for k in _CHECKPOINT_DEFINING)):
+      raise WorkdirError(f"{path} is not a config of this project (no model and data "
+                         f"sections): is {self.path} a training workdir? Use another "
+                         "--workdir, or restore the file")
+    return saved
 
   def load_config(self) -> ml_collections.ConfigDict:
     """The run's config (config.json over today's defaults)."""
@@ -163,7 +237,8 @@ class Workdir:
 
   def read_scalar_log(self) -> list[dict]:
     """metrics.jsonl's records in step order, the last one of each (split, step) kept: a
-    resumed run logs again the steps after its checkpoint. [] when there is no log."""
+    resumed run logs again the steps after its checkpoint. Lines that are not records (a
+    torn last line, an edit without split or step) are skipped. [] when there is no log."""
     path = self.path / SCALAR_LOG
     if not path.is_file():
       return []
@@ -172,6 +247,10 @@ class Workdir:
       try:
         record = json.loads(line)
       except json.JSONDecodeError:  # The torn last line of a killed run.
+        continue
+      if not (isinstance(record, dict) and isinstance(record.get("split"), str)
+              and isinstance(record.get("step"), int)):
+        logging.warning("%s: skipped a line that is not a scalar record: %.80s", path, line)
         continue
       records[(record["split"], record["step"])] = record
     return sorted(records.values(), key=lambda r: (r["step"], r["split"]))
@@ -217,6 +296,11 @@ class Workdir:
     return path
 
 
+def _listing(folder: pathlib.Path):
+  """The entries of `folder`, the run marker aside."""
+  return (entry for entry in folder.iterdir() if entry.name != run_lock.MARKER)
+
+
 def checkpoint_managers(checkpoint: tf.train.Checkpoint, folder: pathlib.Path, keep: int):
   """(latest, best) CheckpointManagers writing under `folder`."""
   return (tf.train.CheckpointManager(checkpoint, str(folder / CHECKPOINTS), keep),
@@ -253,6 +337,11 @@ def named(checkpoint: str | None) -> str:
   return checkpoint or "none (no checkpoint was written yet)"
 
 
+# What TF's errors say about a damaged checkpoint file (a zeroed or garbled index raises a
+# plain OpError: "not an sstable (bad magic number)").
+_DAMAGE = re.compile(r"sstable|bad magic|corrupt|truncated|checksum", re.IGNORECASE)
+
+
 def restore(checkpoint: tf.train.Checkpoint, path: str, config_path: pathlib.Path,
             partial: bool = False) -> None:
   """Restores `path` into `checkpoint`, every object of which must be in it (`partial`:
@@ -269,13 +358,14 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, config_path: pathlib.Pat
       status = status.expect_partial()
     status.assert_existing_objects_matched()
     return
-  except (IndexError, tf.errors.DataLossError) as error:
-    raise CheckpointDamagedError(
-        f"checkpoint {path} is damaged ({type(error).__name__}: "
-        f"{str(error).strip().splitlines()[0][:200]})") from error
-  except (AssertionError, ValueError, tf.errors.OpError) as error:
+  except (AssertionError, ValueError, IndexError, tf.errors.OpError) as error:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, (IndexError, tf.errors.DataLossError)) or (
+        isinstance(error, tf.errors.OpError) and _DAMAGE.search(first_line)):
+      raise CheckpointDamagedError(f"checkpoint {path} is damaged ({type(error).__name__}: "
+                                   f"{first_line[:200]})") from error
     message = (f"checkpoint {path} does not hold the model that {config_path} describes "
-               f"({str(error).strip().splitlines()[0][:300]})")
+               f"({first_line[:300]})")
   raise CheckpointMismatchError(message)
 
 

@@ -49,6 +49,7 @@ def _make_run(workdir: pathlib.Path, dataset: str, skip: bool, data_dir, cache_d
   trainer = training.Trainer(config, str(workdir))
   trainer.latest_manager.save(checkpoint_number=0)
   trainer.best_manager.save(checkpoint_number=0)
+  trainer.workdir.release()  # Other processes (bin/export.py) use the run next.
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{d}-skip_{s}" for d, s in CASES])
@@ -268,8 +269,8 @@ def test_cli_exports_increasing_versions(text_run, tmp_path, data_dir, cache_dir
 
 
 def test_failed_verification_publishes_nothing(text_run, tmp_path, monkeypatch):
-  def broken_verify(path, signatures):
-    del signatures
+  def broken_verify(path, signatures, functions):
+    del signatures, functions
     assert (path / "saved_model.pb").is_file()  # Written in full before the check.
     raise export.ExportError("verification failed: injected")
   monkeypatch.setattr(export, "verify", broken_verify)
@@ -282,7 +283,7 @@ def test_verification_catches_a_saved_model_that_differs(text_run, tmp_path):
   run = workdir_lib.Workdir(text_run)
   config, task, model, _ = evaluation.restore_model(run, "best")
   task.restore_run_files(run, config)
-  serving.export_archive(serving.Signatures(model, task, 3, 0)).write_out(
+  serving.export_archive(serving.Signatures(model, task, 3, 0))[0].write_out(
       str(tmp_path / "saved"), verbose=False)
   with pytest.raises(export.ExportError, match="differs from the in-process model"):
     export.verify(tmp_path / "saved", serving.Signatures(model, task, 3, 1))
@@ -337,3 +338,44 @@ def test_staging_folders_of_killed_exports_are_removed_and_live_ones_kept(tmp_pa
     (folder / "variables").mkdir(parents=True)
   assert export.remove_stale_staging(tmp_path) == [dead]
   assert not dead.exists() and live.exists() and elsewhere.exists() and version.exists()
+
+
+_REFUSED = {
+    "encode_batch": "the batch of 257 exceeds the export limit of 256 per request "
+                    "(bin/export.py --max_batch)",
+    "score_batch": "the batch of 257 exceeds",
+    "encode_empty": "must hold at least one example",
+    "score_empty": "must hold at least one example",
+    "encode_one_seed_for_two": "input seed must hold one int64 per example",
+    "encode_three_seeds_for_two": "input seed must hold one int64 per example",
+    "decode_batch": "input z: the batch of 65 exceeds the export limit of 64",
+    "decode_empty": "input z must hold at least one example",
+    "sample_0": "input num_samples must be >= 1",
+    "sample_-5": "input num_samples must be >= 1",
+    "sample_65": "input num_samples 65 exceeds the export limit of 64 per request "
+                 "(bin/export.py --max_decodes)",
+    "sample_20000": "input num_samples 20000 exceeds",
+    "sample_2147483647": "input num_samples 2147483647 exceeds",
+    "encode_words": "input text: a sentence of 2000000 exceeds the export limit of 400",
+    "score_words": "input text: a sentence of 2000000 exceeds",
+    # 16384 // 402 + 1 = 41 sentences of 400 words, padded to 402 tokens each.
+    "encode_tokens": "(tokens) 16482 exceeds the export limit of 16384",
+    "score_tokens": "(tokens) 16482 exceeds",
+}
+
+
+def test_every_limit_of_every_signature_refuses_before_any_work(exported, tmp_path):
+  """Through the loaded SavedModel in a fresh process: each request is refused with its
+  named message (as `serving.refusal` reads it), and the refusals together raise the
+  process's peak RSS by less than 100 MB (padding the 2M-word line took 2 GB)."""
+  out = tmp_path / "refusals.json"
+  _checked([sys.executable, str(REPO_ROOT / "tests" / "serving_refusals.py"),
+            str(exported.version), str(out)], timeout=600)
+  result = json.loads(out.read_text())
+  expected = {case: message for case, message in _REFUSED.items()
+              if exported.is_text or not case.endswith(("_words", "_tokens"))}
+  assert set(result["refusals"]) == set(expected)
+  for case, message in expected.items():
+    assert message in result["refusals"][case], (case, result["refusals"][case])
+    assert result["refusals"][case].startswith("input "), case
+  assert result["peak_rss_growth_mb"] < 100, result

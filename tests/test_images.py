@@ -175,6 +175,12 @@ def test_an_unwritable_cache_folder_is_one_data_file_error(tmp_path):
     cache_lib.write_arrays(not_a_folder / "prepared.npz", _arrays())
 
 
+def test_an_unwritable_tfds_cache_is_one_data_file_error(tmp_path, data_dir):
+  (tmp_path / "tfds").write_text("")  # Where TFDS must create its folder.
+  with pytest.raises(files.DataFileError, match="cannot prepare TFDS mnist under"):
+    images.load_image_dataset("mnist", str(data_dir), str(tmp_path), seed=0)
+
+
 def test_damaged_tfds_records_are_rebuilt_once_from_the_manual_folder(tmp_path, monkeypatch,
                                                                       caplog):
   builds = []

@@ -81,7 +81,7 @@ def test_score_matches_a_numpy_rederivation(modality, image_signatures, text_sig
   else:
     signatures = text_signatures
     x = np.array(["what is the best way ?", "the", "", "unknown words here"], dtype=object)
-    inputs = signatures.task.serving_model_inputs(tf.constant(x))
+    inputs = signatures._model_inputs(tf.constant(x))  # pylint: disable=protected-access
   scores = {k: v.numpy() for k, v in signatures.score(tf.constant(x)).items()}
   reconstruction_nll, kl, iw_nll, sampled_negative_elbo = _numpy_scores(signatures, inputs)
   np.testing.assert_allclose(scores["reconstruction_nll"], reconstruction_nll, rtol=1e-4)
@@ -149,7 +149,7 @@ def test_text_decode_returns_the_words_of_the_greedy_tokens(text_signatures):
     (lambda s: s.score(tf.zeros([0, 28, 28, 1])), "input x must hold at least one example"),
     (lambda s: s.decode(tf.zeros([0, 4])), "input z must hold at least one example"),
     (lambda s: s.sample(tf.constant(5000), tf.constant(0, tf.int64)),
-     "input num_samples 5000 exceeds this export's limit of 64 per request (bin/export.py "
+     "input num_samples 5000 exceeds the export limit of 64 per request (bin/export.py "
      "--max_decodes)"),
     (lambda s: s.encode(tf.zeros([2, 32, 32, 1]), tf.constant([0, 1], tf.int64)),
      "input x must be [batch, 28, 28, 1] float32 in [0, 1], got shape [2 32 32 1]"),
@@ -175,7 +175,7 @@ def test_requests_beyond_the_export_limits_are_refused_before_any_work(image_sig
   text = serving.Signatures(text_signatures.model, text_signatures.task, limits=limits)
   seeds = tf.range(4, dtype=tf.int64)
   with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
-      "input x: the batch of 4 exceeds this export's limit of 3 per request (bin/export.py "
+      "input x: the batch of 4 exceeds the export limit of 3 per request (bin/export.py "
       "--max_batch)")):
     image.encode(tf.zeros([4, 28, 28, 1]), seeds)
   with pytest.raises(tf.errors.InvalidArgumentError, match="input z: the batch of 3 exceeds"):
@@ -183,14 +183,14 @@ def test_requests_beyond_the_export_limits_are_refused_before_any_work(image_sig
   with pytest.raises(tf.errors.InvalidArgumentError, match="input num_samples 3 exceeds"):
     text.sample(tf.constant(3), tf.constant(0, tf.int64))
   with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
-      "input text: a sentence of 5 exceeds this export's limit of 4 per request")):
+      "input text: a sentence of 5 exceeds the export limit of 4 per request")):
     text.score(tf.constant(["the best way", "what is the best way"]))
   assert text.score(tf.constant(["what is the best"]))["iw_nll"].shape == (1,)  # At the limit.
   # Tokens: 3 sentences padded to <s> + 3 words + </s> = 15 tokens; the limit is 14.
   tokens = serving.Signatures(text_signatures.model, text_signatures.task,
                               limits=serving.Limits(max_tokens=14))
   with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(
-      "input text: the batch of sentences x padded length (tokens) 15 exceeds this export's "
+      "input text: the batch of sentences x padded length (tokens) 15 exceeds the export "
       "limit of 14 per request (bin/export.py --max_tokens)")):
     tokens.encode(tf.constant(["the best way", "what", "is"]), tf.range(3, dtype=tf.int64))
   assert tokens.score(tf.constant(["the best", "way"]))["iw_nll"].shape == (2,)  # 8 tokens.
@@ -211,9 +211,11 @@ _texts = st.lists(st.one_of(st.lists(_pieces, max_size=12).map("".join), st.text
 def test_in_graph_tokenization_matches_a_python_reference(lines):
   table = VOCABULARY.lookup_table()
   ids = vocab.token_ids(tf.constant(lines), table).to_list()
+  counts = vocab.word_counts(tf.constant(lines)).numpy()
   index = {token: i for i, token in enumerate(VOCABULARY.tokens)}
-  for line, row in zip(lines, ids):
+  for line, row, count in zip(lines, ids, counts):
     words = [w for w in _ASCII_WHITESPACE.split(line) if w]
+    assert count == len(words)  # Counted without splitting, as the serving limits count.
     assert row == ([vocab.BOS_ID] + [index.get(w, vocab.UNK_ID) for w in words]
                    + [vocab.EOS_ID])
 
@@ -234,7 +236,7 @@ def test_ids_to_text_matches_vocabulary_to_text(ids):
 def test_pixel_validation_accepts_exactly_the_unit_interval(images):
   valid = bool(np.all((images >= 0) & (images <= 1)))
   try:
-    out = tasks.ImageTask().serving_model_inputs(tf.constant(images))
+    out = tasks.ImageTask().serving_model_inputs(tf.constant(images), lambda x, *_: x)
   except tf.errors.InvalidArgumentError as error:
     assert not valid and "input x must hold pixel values in [0, 1]" in str(error)
   else:

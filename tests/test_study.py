@@ -116,3 +116,23 @@ def test_every_shipped_study_builds_valid_run_configs():
     for run in study.runs():
       config = study.run_config(run)  # Validated by config.resolve.
       assert config.seed == run.seed and config.model.skip == run.model.startswith("skip")
+
+
+def test_paired_differences_carry_a_t_interval_and_a_computed_verdict():
+  from skip_vae_tf.studies import report  # pylint: disable=g-import-not-at-top
+  spread = report._spread([1.0, 2.0, 3.0])  # pylint: disable=protected-access
+  half = 4.302652729911275 / np.sqrt(3)  # t_{0.975, 2} * std 1 / sqrt(3), from t tables.
+  np.testing.assert_allclose(spread["ci95"], [2.0 - half, 2.0 + half], rtol=1e-9)
+
+  def comparison(mi, nll):
+    return {"skip": "skip_vae", "baseline": "vae", "knob_label": None, "seeds": [0, 1, 2],
+            "differences": {"mi_aggregate": report._spread(mi),  # pylint: disable=protected-access
+                            "iw_nll": report._spread(nll)}}  # pylint: disable=protected-access
+
+  assert ("**skips keep more information in z, likelihood no different**"
+          in report.verdict(comparison([0.3, 0.4, 0.5], [-1.0, 0.5, 0.1])))
+  assert ("**no difference in information shown, at a worse likelihood**"
+          in report.verdict(comparison([-0.5, 0.4, 0.2], [1.0, 1.2, 1.1])))
+  assert "MI lower: -0.40 [" in report.verdict(comparison([-0.3, -0.4, -0.5], [0, 1, 2]))
+  one_seed = {**comparison([0.3], [0.1]), "seeds": [0]}
+  assert report.verdict(one_seed).endswith("one seed, no interval, no verdict")

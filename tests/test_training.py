@@ -92,3 +92,14 @@ def test_consecutive_nan_batches_stop_the_run_with_the_last_good_checkpoint(tmp_
     value = reader.get_tensor(name)
     if np.issubdtype(np.asarray(value).dtype, np.floating):  # best_validation starts at inf.
       assert not np.any(np.isnan(value)), name
+
+
+def test_a_diverging_semi_amortized_run_names_the_refinement_rates():
+  import types  # pylint: disable=g-import-not-at-top
+  config = config_lib.default_config("omniglot")
+  name = training.Trainer._likely_rate  # pylint: disable=protected-access
+  assert name(types.SimpleNamespace(config=config)) == "train.learning_rate (0.001)"
+  config.model.inference, config.model.svi_learning_rates = "semi_amortized", (1e6, 1e6)
+  assert name(types.SimpleNamespace(config=config)).startswith(
+      "model.svi_learning_rates (the refinement's: 1e+06, 1e+06) or train.learning_rate")
+  assert config_lib.apply_smoke(config).train.max_consecutive_nonfinite <= 5  # Can fire.

@@ -49,6 +49,8 @@ def test_the_scalar_log_keeps_the_last_record_of_each_step_and_skips_a_torn_line
   run.append_scalars("validation", 4, {"kl": 0.5})
   run.append_scalars("train", 4, {"kl": 2.0})  # The same step again, after a resume.
   with open(tmp_path / workdir_lib.SCALAR_LOG, "a", encoding="utf-8") as log:
+    log.write('{"split": "train", "kl": 9.0}\n[1, 2]\n')  # Valid JSON, not records.
+  with open(tmp_path / workdir_lib.SCALAR_LOG, "a", encoding="utf-8") as log:
     log.write(json.dumps({"split": "train", "step": 8, "kl": 3.0})[:12])  # Killed mid-line.
   assert run.read_scalar_log() == [{"split": "train", "step": 4, "kl": 2.0},
                                    {"split": "validation", "step": 4, "kl": 0.5}]
@@ -75,3 +77,15 @@ def test_a_first_checkpoint_on_a_full_disk_says_there_is_none_yet(tmp_path):
                      match=r"step-3 checkpoint .*No space left on device\); no checkpoint "
                            r"was written before it: free space"):
     workdir_lib.save(manager, 3)
+
+
+def test_a_zeroed_newest_index_is_damage_and_falls_back(tmp_path):
+  checkpoint, variable, manager = _saved_checkpoints(tmp_path, [1.0, 2.0])
+  index = f"{manager.checkpoints[-1]}.index"
+  with open(index, "r+b") as file:
+    size = file.seek(0, 2)
+    file.seek(0)
+    file.write(b"\0" * size)
+  variable.assign(0.0)
+  path = workdir_lib.restore_newest_intact(checkpoint, tmp_path, tmp_path / "config.json")
+  assert path == manager.checkpoints[-2] and float(variable.numpy()) == 1.0

@@ -119,9 +119,17 @@ def _tfds_builder(name: str, data_dir: pathlib.Path | None, cache_dir: pathlib.P
     builder = tfds.builder(name)
     builder.download_and_prepare()
   else:
-    builder = tfds.builder(name, data_dir=str(cache_dir / "tfds"))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    try:
+      builder = tfds.builder(name, data_dir=str(cache_dir / "tfds"))
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    except (OSError, tf.errors.OpError) as error:  # TFDS writes through tf.io.gfile.
+      reason = (error.message if isinstance(error, tf.errors.OpError)
+                else error.strerror or str(error)).strip().splitlines()[0][:200]
+      raise files.DataFileError(
+          f"cannot prepare TFDS {name} under {cache_dir / 'tfds'} ({reason}): make the "
+          "folder writable or point SKIP_VAE_CACHE_DIR (or data.cache_dir) elsewhere"
+      ) from error
   return builder
 
 

@@ -1,6 +1,8 @@
 """Running a study's grid: train, then evaluate, each run that has not been; resumably.
 
-Each run is an ordinary training workdir (STUDY_FOLDER/runs/<name>): a run with
+Each run is an ordinary training workdir (STUDY_FOLDER/runs/<name>), claimed by the process
+that trains it (`run_lock`: shards, children and a second study process on the same folder
+skip a claimed run, and child processes end with their parent): a run with
 metrics.json has finished training, one with an eval_test.json of the study's K has been
 evaluated; anything else is (re)started, and training resumes from its last checkpoint, so
 killing a study loses at most a checkpoint interval. `--shard=i/n` takes every n-th run;
@@ -8,6 +10,7 @@ killing a study loses at most a checkpoint interval. `--shard=i/n` takes every n
 machine with GPUs, one GPU).
 """
 
+import ctypes
 import json
 import os
 import pathlib
@@ -24,11 +27,13 @@ from skip_vae_tf import atomic
 from skip_vae_tf import errors
 from skip_vae_tf import evaluation
 from skip_vae_tf import progress
+from skip_vae_tf import run_lock
 from skip_vae_tf import training
 from skip_vae_tf import workdir as workdir_lib
 from skip_vae_tf.studies import spec as spec_lib
 
 EVAL_FILE = "eval_test.json"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STUDY_FILE = "study.json"
 
 
@@ -111,6 +116,12 @@ def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Ru
     if is_trained(folder, run) and is_evaluated(study, folder, run):
       meter.line(index, run, "finished before", done=True)
       continue
+    workdir = workdir_lib.Workdir(run_folder(folder, run))
+    try:
+      workdir.prepare()  # The run is this process's until it is trained and evaluated.
+    except run_lock.RunBusyError as busy:
+      meter.line(index, run, f"skipped: {busy}", done=True)
+      continue
     meter.line(index, run, "training" if not is_trained(folder, run) else "evaluating")
     start = time.time()
     try:
@@ -121,6 +132,8 @@ def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Ru
       logging.error("study %s: run %s failed: %s", study.name, run.name, error)
       failed.append(f"{run.name} ({error})")
       continue
+    finally:
+      workdir.release()
     meter.durations.append(time.time() - start)
     meter.line(index, run, f"done in {progress.format_duration(meter.durations[-1])}",
                done=True)
@@ -139,6 +152,19 @@ def _child_environment(child: int) -> dict[str, str]:
   return environment
 
 
+def _stop_with_parent(parent: int):
+  """A child's pre-exec hook: on Linux, SIGTERM when the parent dies, however it dies (the
+  child checkpoints and stops); None elsewhere."""
+  if not sys.platform.startswith("linux"):
+    return None
+
+  def ask_for_death_signal() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # The parent died before the request.
+      os.kill(os.getpid(), signal.SIGTERM)
+  return ask_for_death_signal
+
+
 def run_in_children(argv_of_shard, shards: list[tuple[int, int]]) -> None:
   """Starts one `bin/study.py` child per shard ((index, count)), each on its own GPU where
   there are GPUs, and waits for all; Ctrl-C (or SIGTERM) is passed on, and every child
@@ -146,7 +172,8 @@ def run_in_children(argv_of_shard, shards: list[tuple[int, int]]) -> None:
 
   `argv_of_shard(index, count)` is a child's command line.
   """
-  children = [subprocess.Popen(argv_of_shard(i, n), env=_child_environment(child))
+  children = [subprocess.Popen(argv_of_shard(i, n), env=_child_environment(child),
+                               preexec_fn=_stop_with_parent(os.getpid()))
               for child, (i, n) in enumerate(shards)]
 
   def forward(signal_number, _):
