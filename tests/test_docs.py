@@ -1,0 +1,36 @@
+"""The docs a user reads: a short README whose first screen gives the two commands, no
+account of how the project was built, and links that lead somewhere."""
+
+import pathlib
+import re
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = sorted((REPO_ROOT / "docs").glob("*.md"))
+README = REPO_ROOT / "README.md"
+
+
+def test_readme_is_short_and_opens_with_the_two_commands():
+  lines = README.read_text().splitlines()
+  assert len(lines) <= 300
+  first_screen = "\n".join(lines[:30])
+  assert "pip install -r requirements.txt" in first_screen
+  assert "python bin/train.py --dataset=omniglot --skip=true" in first_screen
+  assert "python -m pytest -q tests" in first_screen
+  ci = (REPO_ROOT / ".ci" / "run").read_text()
+  assert "python -m pytest -q tests" in ci  # CI runs the README's test command.
+
+
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
+def test_docs_describe_the_project_not_its_development(path):
+  text = path.read_text()
+  assert not re.search(r"\bsessions?\b", text, re.IGNORECASE), path
+  if path == README:
+    assert not re.search(r"\b[0-9a-f]{7,40}\b", text), "commit hashes belong in git"
+
+
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
+def test_relative_links_lead_to_files(path):
+  for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", path.read_text()):
+    assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
