@@ -17,6 +17,7 @@ from ml_collections import config_flags
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import record  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(pathlib.Path(__file__).resolve().parent.parent / "configs" / "omniglot.py"),
@@ -52,6 +53,7 @@ def main(argv):
     metrics.mutual_information(mean, log_var, z)
     seconds = time.perf_counter() - start
     print(f"full-set MI, N={size}: {seconds:.3f} s ({1e3 * seconds / size:.3f} ms per example)")
+    mi_size, mi_seconds = size, seconds
 
   model = tasks.build_model(tasks.ImageTask(), config)
   images = (rng.random((_ELBO_EXAMPLES.value, 28, 28, 1)) < 0.1).astype(np.float32)
@@ -84,6 +86,14 @@ def main(argv):
   pairs = len(iw_images) * _IW_SAMPLES.value / seconds
   print(f"IW-NLL K={_IW_SAMPLES.value}: {seconds / len(iw_images):.2f} s per image, "
         f"{pairs:.0f} (image, sample) pairs/s = {pairs / forward_rate:.2f}x the ELBO pass")
+  print("wrote", record.write(
+      "evaluation_speed", "Evaluation speed (random images through an untrained model)",
+      ("decoder", "layers", "precision", "iw_samples"),
+      [{"decoder": config.model.decoder, "layers": len(config.model.decoder_kernel_sizes),
+        "precision": config.train.precision, "iw_samples": _IW_SAMPLES.value,
+        "elbo_images_per_sec": round(forward_rate, 1),
+        "iw_nll_sec_per_image": round(seconds / len(iw_images), 3),
+        "mi_sec_at_largest_n": round(mi_seconds, 3), "mi_n": mi_size}]))
 
 
 if __name__ == "__main__":

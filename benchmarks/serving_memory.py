@@ -11,6 +11,7 @@ images; text inputs are sentences of --words words ("the" repeated: memory depen
 length, not the words); `decode` takes standard-normal latents. GiB = 2^30 bytes.
 """
 
+import json
 import pathlib
 import resource
 import subprocess
@@ -19,6 +20,8 @@ import time
 
 from absl import app
 from absl import flags
+
+import record  # pylint: disable=g-import-not-at-top
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An exported version folder.",
                                    required=True)
@@ -70,8 +73,9 @@ def measure(request: str) -> str:
   outputs = signature(**make(count))
   for value in outputs.values():
     value.numpy()
-  return (f"{name} of {count}: peak RSS {before:.2f} GiB after loading and one warm-up "
-          f"request, {_peak_gib():.2f} GiB after the request ({time.perf_counter() - start:.1f} s)")
+  return json.dumps({"request": f"{name} of {count}", "loaded_gib": round(before, 2),
+                     "peak_rss_gib": round(_peak_gib(), 2),
+                     "seconds": round(time.perf_counter() - start, 1)})
 
 
 def main(argv):
@@ -80,14 +84,28 @@ def main(argv):
     print("RESULT " + measure(_CHILD.value), flush=True)
     return
   print(f"{_SAVED_MODEL.value}; text sentences of {_WORDS.value} words", flush=True)
+  info = json.loads((pathlib.Path(_SAVED_MODEL.value) / "assets.extra" / "export_info.json")
+                    .read_text())
+  model = f"{info['dataset']} {'Skip-VAE' if info['skip'] else 'VAE'}"
+  rows = []
   for request in _REQUESTS.value:
     args = [sys.executable, str(pathlib.Path(__file__).resolve()), f"--child={request}",
             f"--saved_model={_SAVED_MODEL.value}", f"--words={_WORDS.value}"]
     result = subprocess.run(args, capture_output=True, text=True, check=False)
     lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
-    print(lines[0][7:] if lines else
-          f"{request}: failed (exit {result.returncode}): {result.stderr.strip()[-300:]}",
-          flush=True)
+    if not lines:
+      print(f"{request}: failed (exit {result.returncode}): {result.stderr.strip()[-300:]}",
+            flush=True)
+      continue
+    row = {"model": model, **json.loads(lines[0][7:]), "words": _WORDS.value}
+    print(f"{row['request']}: peak RSS {row['loaded_gib']:.2f} GiB after loading and one "
+          f"warm-up request, {row['peak_rss_gib']:.2f} GiB after the request "
+          f"({row['seconds']} s)", flush=True)
+    rows.append(row)
+  if rows:
+    print("wrote", record.write("serving_memory", "Serving: peak memory of one request "
+                                "through a loaded SavedModel (fresh process each)",
+                                ("model", "request", "words"), rows))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import time
 from absl import app
 from absl import flags
 
+import record  # pylint: disable=g-import-not-at-top
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 _INTERVAL = flags.DEFINE_float("interval", 0.5, "Seconds between RSS samples.")
 _MARK = "validation at step"
@@ -77,6 +79,13 @@ def main(argv):
         flush=True)
   if code:
     print("".join(tail), file=sys.stderr)
+  else:
+    measured = [a for a in argv[1:] if not a.startswith("--workdir")]
+    print("wrote", record.write(
+        "train_memory", "Peak memory of a training run (bin/train.py, whole process)",
+        ("train_arguments",),
+        [{"train_arguments": " ".join(measured), "peak_rss_gib": round(peak, 2),
+          "seconds": round(time.perf_counter() - start)}]))
   if workdir is not None:
     workdir.cleanup()
   return code

@@ -14,6 +14,7 @@ every batch holds real training sentences cut to L predicted tokens (`<s>` + L-1
 `</s>`), the setting the official code's reference figure was measured in; without it the
 batches are the training loop's own length buckets.
 
+Writes its rows to benchmarks/results/train_throughput.json (`benchmarks/record.py`).
 Runs `--warmup_steps` steps, then `--windows` timed windows of `--window_steps` steps on real
 training batches, and prints the median and spread of examples/s per model. Each model is
 measured in its own process, so peak RSS (ru_maxrss) is per model.
@@ -36,6 +37,7 @@ from ml_collections import config_flags
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+import record  # pylint: disable=g-import-not-at-top
 from skip_vae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
 
 _CONFIG = config_flags.DEFINE_config_file("config", str(REPO_ROOT / "configs" / "omniglot.py"),
@@ -128,23 +130,37 @@ def main(argv):
              f"{config.model.decoder_channels}")
   print(f"machine: {os.cpu_count()} CPUs; config: {config_file}; "
         f"batch {config.train.batch_size}; decoder {config.model.decoder} {shape}")
-  rates = {}
+  results = {}
   for model in _MODELS.value:
     for precision in _PRECISIONS.value:
-      rates[model, precision] = _measure_in_child(model, precision)
+      results[model, precision] = _measure_in_child(model, precision)
   first = _PRECISIONS.value[0]
-  for (model, precision), rate in rates.items():
+  rows = []
+  for (model, precision), result in results.items():
+    rate = result["examples_per_sec_median"]
+    row = {"config": os.path.relpath(config_file, REPO_ROOT), "model": model,
+           "precision": precision, "batch": config.train.batch_size,
+           "sentence_length": _SENTENCE_LENGTH.value or "buckets",
+           "parameters": result["parameters"], "examples_per_sec": round(rate, 1),
+           "peak_rss_gib": round(result["peak_rss_gib"], 2)}
+    if "tokens_per_sec_median" in result:
+      row["tokens_per_sec"] = round(result["tokens_per_sec_median"])
     if precision != first:
-      print(f"{model} {precision} / {first}: {rate / rates[model, first]:.2f}x examples/s")
-    base = rates.get((model.replace("sa_vae", "vae"), precision))
+      ratio = rate / results[model, first]["examples_per_sec_median"]
+      print(f"{model} {precision} / {first}: {ratio:.2f}x examples/s")
+    base = results.get((model.replace("sa_vae", "vae"), precision))
     if model.endswith("sa_vae") and base:
+      row["step_time_over_vae"] = round(base["examples_per_sec_median"] / rate, 1)
       print(f"step-time ratio {model} / {model.replace('sa_vae', 'vae')} ({precision}): "
-            f"{base / rate:.1f} at {config.model.svi_steps} refinement steps")
+            f"{row['step_time_over_vae']} at {config.model.svi_steps} refinement steps")
+    rows.append(row)
+  print("wrote", record.write(
+      "train_throughput", "Training throughput (median of timed windows of real batches)",
+      ("config", "model", "precision", "sentence_length"), rows))
 
 
-def _measure_in_child(model: str, precision: str) -> float:
-  """Measures `model` in `precision` in a child process; prints its row, returns its
-  median examples/s."""
+def _measure_in_child(model: str, precision: str) -> dict:
+  """Measures `model` in `precision` in a child process; prints and returns its figures."""
   inference = "semi_amortized" if model.endswith("sa_vae") else "amortized"
   args = [sys.executable, __file__, "--child", f"--models={model}",
           *(a for a in sys.argv[1:] if not a.startswith(("--models", "--precisions"))),
@@ -160,7 +176,7 @@ def _measure_in_child(model: str, precision: str) -> float:
         f"{_WINDOWS.value}x{_WINDOW_STEPS.value} steps; windows "
         f"{result['examples_per_sec_windows']}) | peak RSS {result['peak_rss_gib']:.2f} GiB",
         flush=True)
-  return result["examples_per_sec_median"]
+  return result
 
 
 if __name__ == "__main__":

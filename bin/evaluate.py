@@ -8,15 +8,10 @@ Prints a table and writes eval_<split>.json and eval_<split>.md into the workdir
 TensorBoard scalars under eval/<split>/ in WORKDIR/eval.
 """
 
-import pathlib
-import sys
-
 from absl import app
 from absl import flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-
-from skip_vae_tf import cli  # pylint: disable=g-import-not-at-top
+from skip_vae_tf import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to evaluate.", required=True)
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")

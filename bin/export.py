@@ -8,15 +8,10 @@ the reloaded SavedModel's signatures (serving_default, encode, decode, sample, s
 reproduce the in-process model.
 """
 
-import pathlib
-import sys
-
 from absl import app
 from absl import flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-
-from skip_vae_tf import cli  # pylint: disable=g-import-not-at-top
+from skip_vae_tf import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to export.", required=True)
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Folder TF Serving watches; the "

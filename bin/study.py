@@ -13,16 +13,13 @@ Raw data come from $SKIP_VAE_DATA_DIR (or a study's data.data_dir), as for bin/t
 """
 
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
 
+from skip_vae_tf import cli
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-from skip_vae_tf import cli  # pylint: disable=g-import-not-at-top
-
 _STUDY = flags.DEFINE_string("study", None, "A study name under configs/studies/ or a study "
                              "config file.", required=True)
 _FOLDER = flags.DEFINE_string("folder", None, "Study folder (default studies/<name> under "

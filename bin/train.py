@@ -10,17 +10,14 @@ Raw data come from --data_dir, else $SKIP_VAE_DATA_DIR, else (images) the TFDS d
 """
 
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-# pylint: disable=g-import-not-at-top
 from skip_vae_tf import cli
 from skip_vae_tf import config as config_lib
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 _CONFIG = cli.define_config("train.py", REPO_ROOT / "configs", "omniglot")
 _DATASET = flags.DEFINE_enum("dataset", None, list(config_lib.DATASETS),

@@ -5,11 +5,28 @@ evaluation) it is in, writes a checkpoint and stops. The previous handlers are b
 place from then on, so a second signal stops the process at once.
 """
 
+import ctypes
+import os
 import signal
 import sys
 import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def stop_with_parent(parent: int):
+  """A child process's pre-exec hook (`subprocess.Popen(preexec_fn=...)`): on Linux, the
+  child gets SIGTERM when `parent` dies, however it dies (a training child then checkpoints
+  and stops); None elsewhere."""
+  if not sys.platform.startswith("linux"):
+    return None
+
+  def ask_for_death_signal() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # The parent died before the request.
+      os.kill(os.getpid(), signal.SIGTERM)
+  return ask_for_death_signal
 
 
 class StopRequests:

@@ -15,7 +15,7 @@ def test_readme_is_short_and_opens_with_the_two_commands():
   lines = README.read_text().splitlines()
   assert len(lines) <= 300
   first_screen = "\n".join(lines[:30])
-  assert "pip install -r requirements.txt" in first_screen
+  assert "pip install -r requirements.txt -e ." in first_screen
   assert "python bin/train.py --dataset=omniglot --skip=true" in first_screen
   assert "python -m pytest -q tests" in first_screen
   ci = (REPO_ROOT / ".ci" / "run").read_text()

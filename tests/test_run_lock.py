@@ -22,12 +22,14 @@ from skip_vae_tf.studies import runner
 from skip_vae_tf.studies import spec
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Another process holding a folder (run_lock alone: no TensorFlow to import).
 _HOLD = textwrap.dedent("""
-    import sys, time
+    import pathlib, sys, time
     sys.path.insert(0, {root!r})
-    from skip_vae_tf import workdir
-    run = workdir.Workdir(sys.argv[1])
-    run.prepare()
+    from skip_vae_tf import run_lock
+    folder = pathlib.Path(sys.argv[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    run_lock.claim(folder)
     print("held", flush=True)
     time.sleep(600)
 """)
@@ -75,10 +77,10 @@ def test_claims_in_one_process_nest_and_release_to_other_processes(tmp_path):
   inner.prepare()  # A study's run, claimed again by its training: the same process.
   inner.release()
   probe = [sys.executable, "-c", textwrap.dedent(f"""
-      import sys; sys.path.insert(0, {str(REPO_ROOT)!r})
-      from skip_vae_tf import run_lock, workdir
+      import pathlib, sys; sys.path.insert(0, {str(REPO_ROOT)!r})
+      from skip_vae_tf import run_lock
       try:
-        workdir.Workdir({str(tmp_path)!r}).prepare()
+        run_lock.claim(pathlib.Path({str(tmp_path)!r}))
       except run_lock.RunBusyError:
         sys.exit(3)
   """)]
@@ -125,11 +127,11 @@ def test_study_children_stop_when_their_parent_is_killed(tmp_path):
   parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
       import os, subprocess, sys, time
       sys.path.insert(0, {str(REPO_ROOT)!r})
-      from skip_vae_tf.studies import runner
+      from skip_vae_tf import stop_signals
       child = subprocess.Popen(
           [sys.executable, "-c", "import os, time; open({str(pid_file)!r}, 'w').write("
            "str(os.getpid())); time.sleep(600)"],
-          preexec_fn=runner._stop_with_parent(os.getpid()))
+          preexec_fn=stop_signals.stop_with_parent(os.getpid()))
       child.wait()
   """)])
   deadline = time.time() + 60

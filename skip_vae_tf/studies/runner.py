@@ -10,7 +10,6 @@ killing a study loses at most a checkpoint interval. `--shard=i/n` takes every n
 machine with GPUs, one GPU).
 """
 
-import ctypes
 import json
 import os
 import pathlib
@@ -28,12 +27,12 @@ from skip_vae_tf import errors
 from skip_vae_tf import evaluation
 from skip_vae_tf import progress
 from skip_vae_tf import run_lock
+from skip_vae_tf import stop_signals
 from skip_vae_tf import training
 from skip_vae_tf import workdir as workdir_lib
 from skip_vae_tf.studies import spec as spec_lib
 
 EVAL_FILE = "eval_test.json"
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STUDY_FILE = "study.json"
 
 
@@ -152,19 +151,6 @@ def _child_environment(child: int) -> dict[str, str]:
   return environment
 
 
-def _stop_with_parent(parent: int):
-  """A child's pre-exec hook: on Linux, SIGTERM when the parent dies, however it dies (the
-  child checkpoints and stops); None elsewhere."""
-  if not sys.platform.startswith("linux"):
-    return None
-
-  def ask_for_death_signal() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # The parent died before the request.
-      os.kill(os.getpid(), signal.SIGTERM)
-  return ask_for_death_signal
-
-
 def run_in_children(argv_of_shard, shards: list[tuple[int, int]]) -> None:
   """Starts one `bin/study.py` child per shard ((index, count)), each on its own GPU where
   there are GPUs, and waits for all; Ctrl-C (or SIGTERM) is passed on, and every child
@@ -173,7 +159,7 @@ def run_in_children(argv_of_shard, shards: list[tuple[int, int]]) -> None:
   `argv_of_shard(index, count)` is a child's command line.
   """
   children = [subprocess.Popen(argv_of_shard(i, n), env=_child_environment(child),
-                               preexec_fn=_stop_with_parent(os.getpid()))
+                               preexec_fn=stop_signals.stop_with_parent(os.getpid()))
               for child, (i, n) in enumerate(shards)]
 
   def forward(signal_number, _):

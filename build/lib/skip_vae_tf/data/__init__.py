@@ -1,0 +1,1 @@
+"""Datasets: raw-file verification, array loaders and tf.data input pipelines."""

@@ -1,0 +1,1 @@
+"""Encoders, decoders (gated PixelCNN, MLP) and the VAE that joins them."""

@@ -1,0 +1,149 @@
+"""The compiled per-batch steps: training (gradients, then the update) and evaluation.
+
+Each step runs under a tf.distribute strategy: `strategy.run` on every replica, losses
+averaged with the global batch size, gradients all-reduced and clipped by their global
+norm. The training step is two tf.functions so that a non-finite step skips the optimizer
+entirely (its moments and iteration count included): a synchronising optimizer update
+cannot sit inside a tf.cond under MirroredStrategy.
+"""
+
+from collections.abc import Callable
+
+import keras
+import ml_collections
+import tensorflow as tf
+
+from skip_vae_tf import metrics
+from skip_vae_tf import objectives
+
+# (terms, kl_weight) -> (B,) training loss, nats per example (objectives.weighted_loss).
+LossFn = Callable[[dict, tf.Tensor], tf.Tensor]
+# Per-example terms whose batch means the training step reports.
+_STEP_TERMS = ("negative_elbo", "reconstruction_nll", "kl", "num_tokens")
+# Per-example outputs of an evaluation pass; text models add "num_tokens", semi-amortized
+# ones the encoder's own posterior ("amortized_*").
+_POSTERIOR_OUTPUTS = ("negative_elbo", "reconstruction_nll", "kl", "posterior_mean",
+                      "posterior_log_variance", "z")
+EVAL_OUTPUTS = (*_POSTERIOR_OUTPUTS, "kl_per_dim", "num_tokens",
+                *(f"amortized_{name}" for name in _POSTERIOR_OUTPUTS))
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:
+  """Adam or plain SGD at train.learning_rate (a variable: the decay on plateau sets it)."""
+  if train_config.optimizer == "sgd":
+    return keras.optimizers.SGD(train_config.learning_rate)
+  return keras.optimizers.Adam(train_config.learning_rate, epsilon=train_config.adam_epsilon)
+
+
+def _replica_gradients(model: keras.Model, kl_weight: tf.Variable, global_batch: int,
+                       jit_compile: bool, loss_fn: LossFn):
+  """A per-replica function x -> (term sums, minibatch MI, global grad norm, the
+  all-reduced gradient)."""
+
+  def terms_and_gradients(x):
+    if model.refinement is not None and model.refinement.steps:
+      # Semi-amortized: memory O(1) in the refinement steps (VAE.semi_amortized_gradients).
+      return model.semi_amortized_gradients(x, kl_weight, 1.0 / global_batch, loss_fn)
+    with tf.GradientTape() as tape:
+      terms = model(x, training=True, kl_weight=kl_weight)
+      loss = tf.nn.compute_average_loss(loss_fn(terms, kl_weight),
+                                        global_batch_size=global_batch)
+    return terms, tape.gradient(loss, model.trainable_variables)
+
+  # Not XLA for semi-amortized models: XLA schedules the recomputed refinement steps
+  # together (16 GB at the default image config) and takes minutes to compile them.
+  @tf.function(jit_compile=jit_compile and model.refinement is None)
+  def local_gradients(x):
+    terms, grads = terms_and_gradients(x)
+    sums = {name: tf.reduce_sum(terms[name]) for name in _STEP_TERMS if name in terms}
+    mutual_information = metrics.minibatch_mutual_information(
+        terms["posterior_mean"], terms["posterior_log_variance"], terms["z"])
+    # Embedding gradients come as IndexedSlices; the all-reduce, clip and 1/R share
+    # below treat every gradient alike as a dense tensor.
+    return sums, mutual_information, [tf.convert_to_tensor(g) for g in grads]
+
+  def replica_gradients(x):
+    sums, mutual_information, grads = local_gradients(x)
+    context = tf.distribute.get_replica_context()
+    grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    return sums, mutual_information, tf.linalg.global_norm(grads), grads
+
+  return replica_gradients
+
+
+def make_apply_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    strategy: tf.distribute.Strategy, clip_norm: float,
+                    variables: list | None = None):
+  """apply_step(grads), a tf.function: the all-reduced gradients (aligned with the model's
+  trainable variables) of `variables` (default all of them), clipped by their global
+  norm, applied by `optimizer` to those variables alone (He et al.'s encoder-only and
+  decoder-only updates take a subset)."""
+  trainable = model.trainable_variables
+  chosen = trainable if variables is None else variables
+  indices = [next(i for i, v in enumerate(trainable) if v is w) for w in chosen]
+  replicas = strategy.num_replicas_in_sync
+
+  def replica_apply(grads):
+    clipped, _ = tf.clip_by_global_norm([grads[i] for i in indices], clip_norm)
+    # The optimizer sums gradients over replicas again: hand each replica its share.
+    share = [g / replicas for g in clipped] if replicas > 1 else clipped
+    # tf.identity places each gradient on the replica's device: with one replica per
+    # worker (MultiWorkerMirroredStrategy) they arrive as plain tensors without one, and
+    # the optimizer's all-reduce needs a destination.
+    optimizer.apply_gradients(zip([tf.identity(t) for t in share], chosen))
+
+  @tf.function
+  def apply_step(grads):
+    strategy.run(replica_apply, args=(grads,))
+
+  return apply_step
+
+
+def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    strategy: tf.distribute.Strategy, kl_weight: tf.Variable,
+                    global_batch: int, clip_norm: float, jit_compile: bool,
+                    loss_fn: LossFn = objectives.weighted_loss):
+  """Returns (gradient_step, apply_step), two tf.functions; `loss_fn(terms, kl_weight)`
+  is the (B,) training loss (`objectives.loss_for_config`).
+
+  gradient_step(x) -> (stats, grads): mean loss terms over the global batch (nats per
+  example; for text also the mean `num_tokens` per sentence), the He et al. minibatch MI
+  of each replica's batch (averaged over replicas), the global gradient norm before
+  clipping, whether it is finite, and the all-reduced gradient (per replica).
+  apply_step(grads) clips and applies it (`make_apply_step`).
+  """
+  replica_gradients = _replica_gradients(model, kl_weight, global_batch, jit_compile, loss_fn)
+
+  # Text batches come in one shape per length bucket: trace once for all of them (XLA
+  # still compiles the local gradients once per shape).
+  @tf.function(reduce_retracing=True)
+  def gradient_step(x):
+    sums, mutual_information, grad_norm, grads = strategy.run(replica_gradients, args=(x,))
+    stats = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+             / global_batch for name, value in sums.items()}
+    mean = lambda value: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+    stats["mi_minibatch_he2019"] = mean(mutual_information)
+    stats["grad_norm"] = mean(grad_norm)
+    stats["finite"] = tf.math.is_finite(stats["grad_norm"])
+    return stats, grads
+
+  return gradient_step, make_apply_step(model, optimizer, strategy, clip_norm)
+
+
+def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy, jit_compile: bool):
+  """A tf.function: distributed batch -> {key: (B, ...)} of EVAL_OUTPUTS, gathered."""
+
+  # XLA cannot place the replicas' variables of a multi-device eval (TF known issue); nor
+  # is it used for semi-amortized models (see make_train_step).
+  @tf.function(jit_compile=(jit_compile and strategy.num_replicas_in_sync == 1
+                            and model.refinement is None))
+  def replica_outputs(batch):
+    terms = model(batch, training=False)
+    return {k: terms[k] for k in EVAL_OUTPUTS if k in terms}
+
+  @tf.function(reduce_retracing=True)  # One trace for every batch shape.
+  def eval_step(x):
+    outputs = strategy.run(replica_outputs, args=(x,))
+    return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
+
+  return eval_step

@@ -1,0 +1,2 @@
+"""Studies: grids of training runs (models x knob values x seeds), their evaluation, reports
+and figures."""

@@ -1,0 +1,461 @@
+"""The training loop: distributed steps, periodic validation, checkpoints, summaries.
+
+One code path for one device, several (MirroredStrategy) and several hosts
+(MultiWorkerMirroredStrategy): `skip_vae_tf.distribute`; the compiled steps are
+`skip_vae_tf.steps`'. A step whose gradient norm is not finite applies no update and is
+counted. SIGTERM/SIGINT stop the loop at the next step boundary after a checkpoint
+(`TrainingInterrupted`). The KL weight is a tf.Variable set before each step from the
+warm-up schedule. The run directory is `skip_vae_tf.workdir`'s; what differs between
+images and text is the task's (`skip_vae_tf.tasks`).
+"""
+
+import functools
+import json
+import math
+import os
+import time
+
+from absl import logging
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from skip_vae_tf import aggressive
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import distribute
+from skip_vae_tf import errors
+from skip_vae_tf import evaluators
+from skip_vae_tf import metrics
+from skip_vae_tf import objectives
+from skip_vae_tf import precision
+from skip_vae_tf import progress
+from skip_vae_tf import steps
+from skip_vae_tf import stop_signals
+from skip_vae_tf import summaries
+from skip_vae_tf import tasks
+from skip_vae_tf import workdir as workdir_lib
+
+
+# The encoder's fresh batches in aggressive training come from these epochs of the shuffled
+# training stream, so that they differ from the steps' own batches.
+_ENCODER_BATCHES_EPOCH_OFFSET = 1_000_000
+
+
+class NonFiniteLossError(errors.SkipVaeError):
+  """Too many consecutive steps had a non-finite loss or gradient, or validation never was
+  finite."""
+
+
+class TrainingInterrupted(errors.SkipVaeError):
+  """SIGTERM or SIGINT stopped the run after writing a checkpoint; `signal_number` says
+  which (a binary exits with 128 + signal_number, as a shell does)."""
+  label = "stopped"
+
+  def __init__(self, message: str, signal_number: int):
+    super().__init__(message)
+    self.signal_number = signal_number
+    self.exit_code = 128 + signal_number
+
+
+def _drop_tensorflow_info(record) -> bool:
+  """Logging filter: TF logs INFO lines per checkpoint save and per collective; drop those."""
+  return record.levelno > 20 or f"{os.sep}tensorflow{os.sep}" not in record.pathname
+
+
+class Trainer:
+  """The model, optimizer, strategy and state of one training run in `workdir`.
+
+  `data` (optional) is an in-memory dataset with the interface of
+  `skip_vae_tf.data.datasets` (e.g. an `ImageDataset` of arrays); by default the config's
+  data section is loaded.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, data=None,
+               allow_foreign_workdir: bool = False):
+    config_lib.validate(config)
+    # config.json records the precision the run trains in, not 'auto'.
+    config.train.precision = precision.resolve(config.train.precision)
+    self.config, self.task = config, tasks.for_config(config)
+    self.workdir = workdir_lib.Workdir(workdir)
+    logging.get_absl_logger().addFilter(_drop_tensorflow_info)
+    self.strategy = distribute.make_strategy(config.train.strategy)
+    # Only the chief writes the run's files; other workers write their (identical)
+    # checkpoints to a private folder and no summaries.
+    self.is_chief = distribute.is_chief(self.strategy)
+    self.data = data or tasks.load_and_record_data(self.task, config)
+    self.global_batch_size = config.train.batch_size
+    if self.global_batch_size % self.strategy.num_replicas_in_sync:
+      raise config_lib.ConfigError(
+          f"train.batch_size={self.global_batch_size} is not divisible by the "
+          f"{self.strategy.num_replicas_in_sync} replicas")
+    try:
+      self.train_input = self.data.training_batches(config.train.batch_size, config.seed)
+    except ValueError as error:  # A batch larger than the training split.
+      raise config_lib.ConfigError(f"train.batch_size={config.train.batch_size}: {error}")
+    self.task.adapt_config(config, self.data)
+    # Only once data and sizes are good: a failed start leaves nothing. The chief claims
+    # the run (one process per workdir); other workers share the chief's folder.
+    self.workdir.prepare(allow_foreign_workdir, claim=self.is_chief)
+    self.workdir.check_config(config, write=self.is_chief)
+    if self.is_chief:
+      self.task.write_run_files(self.workdir, self.data)
+    keras.utils.set_random_seed(config.seed)
+    if config.train.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    self.steps_per_epoch = self.train_input.steps_per_epoch
+    total = config.train.epochs * self.steps_per_epoch
+    self.total_steps = min(total, config.train.max_steps) if config.train.max_steps else total
+    self._build_state()
+
+  def _build_state(self) -> None:
+    """Model, optimizer, checkpointed counters, checkpoint managers, writers, steps."""
+    config = self.config
+    with self.strategy.scope():
+      self.model = tasks.build_model(self.task, config)
+      self.optimizer = steps.make_optimizer(config.train)
+      self.optimizer.build(self.model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      self.kl_weight = tf.Variable(1.0, trainable=False, name="kl_weight")
+      self.best_validation = tf.Variable(math.inf, trainable=False, name="best_validation")
+      self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+      self.lr_decaying = tf.Variable(False, trainable=False, name="lr_decaying")
+    state = dict(model=self.model, optimizer=self.optimizer, step=self.step,
+                 kl_weight=self.kl_weight, best_validation=self.best_validation,
+                 skipped_steps=self.skipped_steps, lr_decaying=self.lr_decaying)
+    if config.train.aggressive:
+      with self.strategy.scope():
+        state["aggressive"] = self.aggressive = tf.Variable(True, trainable=False)
+        state["aggressive_mi"] = self.aggressive_mi = tf.Variable(-math.inf, trainable=False)
+    self.checkpoint = tf.train.Checkpoint(**state)
+    write_dir = self.workdir.path
+    if not self.is_chief:
+      write_dir = self.workdir.clear_worker_dir(distribute.task_id(self.strategy))
+    self.latest_manager, self.best_manager = workdir_lib.checkpoint_managers(
+        self.checkpoint, write_dir, config.train.checkpoints_to_keep)
+    self.train_writer, self.validation_writer, self.check_writer = (
+        (self.workdir.summary_writer(name) if self.is_chief
+         else tf.summary.create_noop_writer())
+        for name in (workdir_lib.TRAIN_LOGS, workdir_lib.VALIDATION_LOGS,
+                     workdir_lib.CHECK_LOGS))
+    self._gradient_step, self._apply_step = steps.make_train_step(
+        self.model, self.optimizer, self.strategy, self.kl_weight, self.global_batch_size,
+        config.train.grad_clip_norm, precision.use_xla(config.train),
+        objectives.loss_for_config(config.train))
+    if config.train.aggressive:
+      self._make_aggressive_steps()
+    self._moving_statistics = [v for v in self.model.non_trainable_variables
+                               if v.dtype in ("float32", "float64")]
+    self.evaluator = evaluators.PosteriorEvaluator(
+        self.model, self.strategy, config.train.eval_batch_size,
+        config.train.mi_minibatch_size, precision.use_xla(config.train))
+    self._reconstruct_and_sample = tf.function(self.model.reconstruct_and_sample)
+    self._consecutive_nonfinite = 0
+
+  def _make_aggressive_steps(self) -> None:
+    """Encoder-only and decoder-only updates, and fresh batches for the encoder's (He et
+    al.: the same optimizer for both here, whose step count counts both; their code keeps
+    one per network, which only matters for Adam's bias correction)."""
+    encoder = self.model.encoder.trainable_variables
+    rest = [v for v in self.model.trainable_variables if not any(v is e for e in encoder)]
+    self._apply_encoder, self._apply_decoder = (
+        steps.make_apply_step(self.model, self.optimizer, self.strategy,
+                              self.config.train.grad_clip_norm, variables)
+        for variables in (encoder, rest))
+
+    def fresh_batches():
+      epoch = _ENCODER_BATCHES_EPOCH_OFFSET
+      while True:
+        yield from distribute.distribute(self.strategy, self.train_input.epoch(epoch))
+        epoch += 1
+    self._encoder_batches = fresh_batches()
+
+  def _encoder_update(self) -> float:
+    """One encoder-only update on a fresh batch; its training loss (nats per example)."""
+    stats = self.train_step(next(self._encoder_batches), self._apply_encoder)
+    return float(stats["reconstruction_nll"] + self.kl_weight * stats["kl"])
+
+  def _aggressive_step(self, batch) -> dict[str, tf.Tensor]:
+    """Encoder updates to convergence, then a decoder-only step on `batch`; the stats of
+    the latter, with `encoder_updates` (how many the encoder took)."""
+    updates = aggressive.encoder_updates(self._encoder_update,
+                                         self.config.train.aggressive_max_steps,
+                                         self.config.train.aggressive_check_every)
+    result = self.train_step(batch, self._apply_decoder)
+    return {**result, "encoder_updates": tf.constant(float(updates))}
+
+  def _update_aggressive(self, mutual_information: float, step: int) -> None:
+    previous = float(self.aggressive_mi.numpy())
+    if not aggressive.still_aggressive(mutual_information, previous):
+      self.aggressive.assign(False)
+      logging.info("aggressive training ends at step %d: validation mi_aggregate %.4f is "
+                   "below the previous %.4f; joint updates from now on", step,
+                   mutual_information, previous)
+    self.aggressive_mi.assign(mutual_information)
+
+  def train_step(self, batch, apply_step=None) -> dict[str, tf.Tensor]:
+    """One step on a distributed global batch; the update is skipped if not finite.
+    `apply_step` (default: all variables) applies the gradients.
+
+    Returns the mean negative ELBO, reconstruction NLL and KL over the batch (nats per
+    example), the minibatch MI estimate, the gradient norm before clipping, and `finite`.
+    A skipped step adds one to `skipped_steps` (checkpointed, logged as a train scalar) and
+    leaves the weights, optimizer state and batch-norm statistics as they were.
+    """
+    # Batch-norm moving statistics change in the forward pass itself: a skipped step must
+    # put them back, or one NaN batch poisons every later evaluation and checkpoint.
+    statistics = [tf.identity(v.value) for v in self._moving_statistics]
+    stats, grads = self._gradient_step(batch)
+    if bool(stats["finite"]):
+      (apply_step or self._apply_step)(grads)
+    else:
+      self.skipped_steps.assign_add(1)
+      for variable, value in zip(self._moving_statistics, statistics):
+        variable.assign(value)
+    return stats
+
+  def evaluate(self, split: str) -> tuple[dict[str, float], np.ndarray]:
+    """The posterior evaluator's metrics of a split: (scalars, KL per dim)."""
+    return evaluators.collect([self.evaluator], self.data, split, self.task)
+
+  # ---- periodic work -----------------------------------------------------------------
+
+  def _log_samples(self, step: int, writer: tf.summary.SummaryWriter) -> None:
+    count = self.config.train.num_logged_samples
+    if not count:
+      return
+    decodes = tasks.summary_decodes(self._reconstruct_and_sample, self.data, "validation",
+                                    count, self.config.seed)
+    self.task.write_samples(writer, *decodes, step)
+
+  def _check(self, step: int) -> None:
+    """The periodic in-epoch check (train.check_every_steps): latent metrics of a fixed
+    validation subset, and images every train.check_images_every_steps."""
+    config = self.config.train
+    scalars, kl_per_dim = evaluators.summarize(
+        self.evaluator.run_on_examples(self._check_examples), self.task)
+    self._record(self.check_writer, workdir_lib.CHECK_LOGS, scalars, kl_per_dim, step)
+    if progress.is_time(step, config.check_images_every_steps):
+      self._log_samples(step, self.check_writer)
+    logging.info("check at step %d on %d validation examples: kl %.4g, mi_aggregate %.4g, "
+                 "active_units_cov_ge_0.01 %d", step, len(self._check_examples),
+                 scalars["kl"], scalars["mi_aggregate"], scalars["active_units_cov_ge_0.01"])
+
+  @functools.cached_property
+  def _check_examples(self) -> np.ndarray:
+    """The fixed validation subset of the periodic check (model inputs)."""
+    return self.data.first_examples("validation", self.config.train.check_examples)
+
+  def _record(self, writer: tf.summary.SummaryWriter, split: str, scalars: dict[str, float],
+              kl_per_dim: np.ndarray, step: int) -> None:
+    """Evaluation scalars and KL per dimension to TensorBoard and (chief) metrics.jsonl."""
+    summaries.write_scalars(writer, scalars, step)
+    summaries.write_kl_per_dim(writer, kl_per_dim, step)
+    if self.is_chief:
+      self.workdir.append_scalars(split, step, {**scalars, "kl_per_dim": kl_per_dim.tolist()})
+
+  def _validate(self, step: int) -> None:
+    start = time.time()
+    scalars, kl_per_dim = self.evaluate("validation")
+    self._record(self.validation_writer, workdir_lib.VALIDATION_LOGS, scalars, kl_per_dim,
+                 step)
+    if self.config.train.aggressive and bool(self.aggressive.numpy()):
+      self._update_aggressive(scalars["mi_aggregate"], step)
+    self._log_samples(step, self.validation_writer)
+    logging.info("validation at step %d: %s (%.1fs)", step,
+                 ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
+    improved = scalars["negative_elbo"] < float(self.best_validation.numpy())
+    if improved:
+      self.best_validation.assign(scalars["negative_elbo"])
+      workdir_lib.save(self.best_manager, step)
+      logging.info("new best validation negative_elbo %.4f: saved %s",
+                   scalars["negative_elbo"], self.best_manager.latest_checkpoint)
+    old = float(self.optimizer.learning_rate.numpy())
+    new, decaying = objectives.learning_rate_after_validation(
+        old, improved, -(-step // self.steps_per_epoch), bool(self.lr_decaying.numpy()),
+        self.config.train)
+    self.lr_decaying.assign(decaying)
+    if new != old:
+      self.optimizer.learning_rate.assign(new)
+      logging.info("learning rate %.4g -> %.4g (train.lr_schedule %s)%s", old, new,
+                   self.config.train.lr_schedule,
+                   "; below train.lr_stop_below: training ends" if self._lr_exhausted() else "")
+
+  def _log_progress(self, step: int, window: progress.Window) -> None:
+    scalars = self.task.derived_scalars(window.means())
+    scalars.update(window.rates(), kl_weight=float(self.kl_weight.numpy()),
+                   learning_rate=float(self.optimizer.learning_rate.numpy()),
+                   skipped_steps=float(self.skipped_steps.numpy()))
+    summaries.write_scalars(self.train_writer, scalars, step)
+    if self.is_chief:
+      self.workdir.append_scalars(workdir_lib.TRAIN_LOGS, step, scalars)
+    rate = scalars.get("examples_per_sec", 0.0)
+    eta = (self.total_steps - step) * self.global_batch_size / rate if rate else math.inf
+    epoch = (step - 1) // self.steps_per_epoch + 1
+    logging.info(progress.format_line(step, self.total_steps, epoch, scalars, eta))
+
+  def _count_nonfinite(self, finite: bool, step: int) -> None:
+    if finite:
+      self._consecutive_nonfinite = 0
+      return
+    self._consecutive_nonfinite += 1
+    logging.warning("step %d: non-finite gradient norm, update skipped", step)
+    if self._consecutive_nonfinite >= self.config.train.max_consecutive_nonfinite:
+      raise NonFiniteLossError(
+          f"{self._consecutive_nonfinite} consecutive steps had a non-finite loss or gradient "
+          f"(last at step {step}); the last good checkpoint is "
+          f"{workdir_lib.named(self.latest_manager.latest_checkpoint)}, the best validation "
+          f"checkpoint {workdir_lib.named(self.best_manager.latest_checkpoint)}: lower "
+          f"{self._likely_rate()} or raise train.max_consecutive_nonfinite")
+
+  def _likely_rate(self) -> str:
+    """The rates to lower: a semi-amortized model's refinement steps diverge on their own."""
+    rate = f"train.learning_rate ({self.config.train.learning_rate:g})"
+    if self.config.model.inference != "semi_amortized":
+      return rate
+    refinement = ", ".join(f"{r:g}" for r in self.config.model.svi_learning_rates)
+    return f"model.svi_learning_rates (the refinement's: {refinement}) or {rate}"
+
+  def _after_step(self, step: int, window: progress.Window,
+                  stop: stop_signals.StopRequests) -> None:
+    """Logging, validation, checkpoint and stop request, each when due."""
+    config = self.config.train
+    if progress.is_time(step, config.log_every_steps, self.total_steps):
+      self._log_progress(step, window)
+      window.reset()
+    validation_due = progress.is_time(step, self.steps_per_epoch * config.eval_every_epochs,
+                                      self.total_steps)
+    if validation_due:
+      # Before the checkpoint of this step: a run killed during validation resumes from
+      # the previous checkpoint and validates again, as an uninterrupted run did.
+      self._validate(step)
+      window.exclude_from_rate()
+    elif progress.is_time(step, config.check_every_steps):
+      self._check(step)
+      window.exclude_from_rate()
+    if validation_due or progress.is_time(step, config.checkpoint_every_steps):
+      workdir_lib.save(self.latest_manager, step)
+    if stop.requested:
+      self._stop(stop, step)
+
+  def _lr_exhausted(self) -> bool:
+    return objectives.lr_exhausted(float(self.optimizer.learning_rate.numpy()),
+                                   self.config.train)
+
+  # ---- the loop ----------------------------------------------------------------------
+
+  def _restore(self) -> int:
+    # Every worker resumes from the chief's checkpoints (the workdir is shared).
+    latest = workdir_lib.restore_newest_intact(
+        self.checkpoint, self.workdir / workdir_lib.CHECKPOINTS,
+        self.workdir / workdir_lib.CONFIG_FILE)
+    if latest is None:
+      logging.info("Starting a new run in %s", self.workdir.path)
+      return 0
+    step = int(self.step.numpy())
+    logging.info("Resumed from step %d (epoch %d, checkpoint %s)", step,
+                 step // self.steps_per_epoch + 1, latest)
+    return step
+
+  def _write_run_info(self) -> None:
+    summaries.write_run_info(self.workdir.summary_writer(),
+                             tasks.hparams(self.task, self.config),
+                             {"data_source": self.data.source,
+                              "config": "```\n" + self.config.to_json_best_effort(indent=2)
+                                        + "\n```"})
+
+  def train(self) -> dict:
+    """Trains to `total_steps` (resuming if the workdir holds a checkpoint); returns metrics.
+
+    Raises:
+      TrainingInterrupted: SIGTERM/SIGINT arrived; a checkpoint of the last finished step
+        was written first.
+    """
+    try:
+      with stop_signals.StopRequests() as stop:
+        return self._train(stop)
+    finally:
+      if not self.is_chief:
+        self.workdir.clear_worker_dir(distribute.task_id(self.strategy))
+      self.workdir.release()
+
+  def _stop(self, stop: stop_signals.StopRequests, step: int) -> None:
+    latest = self.latest_manager.latest_checkpoint
+    if latest is None or workdir_lib.checkpoint_step(latest) != step:
+      workdir_lib.save(self.latest_manager, step)
+    raise TrainingInterrupted(
+        f"{stop.signal_name} received: saved {self.latest_manager.latest_checkpoint} at step "
+        f"{step}; run the same command to resume", stop.signal_number)
+
+  def _train(self, stop: stop_signals.StopRequests) -> dict:
+    step = self._restore()
+    if step == 0 and self.is_chief:
+      self._write_run_info()
+    logging.info("Data: %s", self.data.source)
+    logging.info(metrics.MI_NOTE)
+    logging.info("%s: %d parameters; %d steps of batch %d (%d per epoch) on %d replica(s)",
+                 self.model.name, self.model.count_params(), self.total_steps,
+                 self.global_batch_size, self.steps_per_epoch,
+                 self.strategy.num_replicas_in_sync)
+    window, first_step, config = progress.Window(), step + 1, self.config.train
+    while step < self.total_steps and not self._lr_exhausted():
+      epoch, offset = divmod(step, self.steps_per_epoch)
+      for batch in distribute.distribute(self.strategy,
+                                         self.train_input.epoch(epoch, skip_batches=offset)):
+        self.kl_weight.assign(objectives.kl_weight(step, self.steps_per_epoch,
+                                                   self.total_steps, config))
+        if config.aggressive and bool(self.aggressive.numpy()):
+          result = self._aggressive_step(batch)
+        else:
+          result = self.train_step(batch)
+        step += 1
+        self.step.assign(step)
+        stats = {k: float(v) for k, v in result.items() if k != "finite"}
+        window.add(stats, self.global_batch_size)
+        if step == first_step:  # Tracing and compilation: not part of the rate.
+          window.exclude_from_rate()
+        self._count_nonfinite(bool(result["finite"]), step)
+        self._after_step(step, window, stop)
+        if step >= self.total_steps or self._lr_exhausted():
+          break
+    return self._final_metrics(step)
+
+  def _final_metrics(self, step: int) -> dict:
+    """Validation and test metrics of the best checkpoint, written to metrics.json."""
+    if self.latest_manager.latest_checkpoint is None or int(self.step.numpy()) != step:
+      workdir_lib.save(self.latest_manager, step)
+    # Decided on a value every worker holds, so that all run the same collectives.
+    if not math.isfinite(float(self.best_validation.numpy())):
+      self._validate(step)
+    best = (self.best_manager.latest_checkpoint
+            or tf.train.latest_checkpoint(str(self.workdir / workdir_lib.BEST)))
+    if best is None:
+      raise NonFiniteLossError(
+          f"the validation negative ELBO was never finite, so there is no best checkpoint; "
+          f"the last checkpoint is {self.latest_manager.latest_checkpoint}: lower "
+          "train.learning_rate and start a new --workdir")
+    self.checkpoint.restore(best).assert_existing_objects_matched()
+    result = {"dataset": self.config.data.name, "data_source": self.data.source,
+              "seed": self.config.seed, "skip": bool(self.config.model.skip), "steps": step,
+              "best_checkpoint": best}
+    for split in ("validation", "test"):
+      result[split], kl_per_dim = self.evaluate(split)
+      result[f"{split}_kl_per_dim"] = kl_per_dim.tolist()
+    result["units"] = self.task.units_note(self.config)
+    if self.is_chief:
+      self.workdir.write_text(workdir_lib.METRICS_FILE, json.dumps(result, indent=2))
+    self.checkpoint.restore(self.latest_manager.latest_checkpoint)
+    logging.info("weights fingerprint at step %d: %s", step,
+                 distribute.weights_fingerprint(self.model))
+    logging.info("test at best checkpoint: %s; wrote %s",
+                 ", ".join(f"{k} {v:.4g}" for k, v in result["test"].items()),
+                 self.workdir / workdir_lib.METRICS_FILE)
+    return result
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, data=None,
+                       allow_foreign_workdir: bool = False) -> dict:
+  """Trains (or resumes) the run in `workdir` and returns the final metrics. `data`: an
+  optional in-memory dataset in place of the config's; `allow_foreign_workdir`: write into
+  a non-empty folder that holds no run (see `Trainer`, `Workdir.prepare`)."""
+  return Trainer(config, workdir, data, allow_foreign_workdir).train()

@@ -1,0 +1,27 @@
+"""docs/benchmarks.md is generated from the JSON the benchmarks write, never edited by hand;
+a new measurement replaces its own row and keeps the others."""
+
+import json
+import pathlib
+import sys
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import record  # pylint: disable=g-import-not-at-top,wrong-import-position
+import render  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def test_the_committed_page_is_the_render_of_the_committed_json():
+  assert (REPO_ROOT / "docs" / "benchmarks.md").read_text() == render.render()
+
+
+def test_a_new_measurement_replaces_its_row_and_keeps_the_others(tmp_path):
+  record.write("speed", "Speed", ("model",), [{"model": "vae", "rate": 1.0},
+                                              {"model": "skip_vae", "rate": 2.0}], tmp_path)
+  record.write("speed", "Speed", ("model",), [{"model": "vae", "rate": 3.0}], tmp_path)
+  rows = json.loads((tmp_path / "speed.json").read_text())["rows"]
+  assert [(r["model"], r["rate"]) for r in rows] == [("skip_vae", 2.0), ("vae", 3.0)]
+  assert all(r["machine"]["cores"] and r["commit"] and r["command"] for r in rows)
+  page = render.render(tmp_path)
+  assert "| skip_vae | 2 | [1] |" in page and "| vae | 3 | [1] |" in page
+  assert f"{rows[0]['machine']['cpu']}" in page
