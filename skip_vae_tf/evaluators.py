@@ -204,8 +204,8 @@ def collect(evaluators, data, split: str, task) -> tuple[dict[str, float], np.nd
 
 
 def summarize(pairs, task) -> tuple[dict[str, float], np.ndarray]:
-  """(scalars with the task's derived figures, the (D,) KL per dimension) of an
-  evaluator's (name, value) pairs."""
+  """(scalars with the task's derived figures, the (D,) KL per dimension, empty when no
+  evaluator gives it) of evaluators' (name, value) pairs."""
   results = dict(pairs)
-  kl_per_dim = results.pop("kl_per_dim")
+  kl_per_dim = np.asarray(results.pop("kl_per_dim", ()), np.float64)
   return task.derived_scalars(results), kl_per_dim

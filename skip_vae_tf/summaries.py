@@ -9,16 +9,14 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from skip_vae_tf import metric_table
+
 # Tags of the validation metrics, reused as HParams metrics.
-VALIDATION_METRICS = ("negative_elbo", "reconstruction_nll", "kl", "mi_aggregate",
-                      "mi_minibatch_he2019", "active_units_cov_ge_0.01",
-                      "active_units_cov_gt_0.02", "perplexity_bound")
+VALIDATION_METRICS = metric_table.named(validation=True)
 
-
+# TensorBoard descriptions: the reported metrics' (metric_table) and training's own scalars.
 SCALAR_DESCRIPTIONS = {
-    "negative_elbo": "negative ELBO, nats per example (one posterior sample, analytic KL)",
-    "reconstruction_nll": "-log p(x|z) at z ~ q(z|x), nats per example",
-    "kl": "KL(q(z|x) || p(z)), analytic, nats per example",
+    **{name: metric.description for name, metric in metric_table.METRICS.items()},
     "kl_weight": "weight of the KL term in the training loss (train.beta x the "
                  "linear warm-up or cyclical schedule)",
     "grad_norm": "global gradient norm before clipping",
@@ -29,13 +27,6 @@ SCALAR_DESCRIPTIONS = {
     "learning_rate": "optimizer learning rate (decayed when validation stops improving)",
     "skipped_steps": "steps whose gradient norm was not finite (no update applied), in total",
     "words_per_sentence": "mean tokens predicted per sentence: its words and </s>, not <s>",
-    "reconstruction_nll_per_word": "-log p(x|z) summed over the set / words, nats per word",
-    "negative_elbo_per_word": "negative ELBO summed over the set / words, nats per word",
-    "perplexity_bound": "exp(negative_elbo_per_word): an upper bound on the perplexity",
-    "mi_aggregate": "I_q(x;z) with q(z) aggregated over the whole split (Skip-VAE), nats",
-    "mi_minibatch_he2019": "I_q(x;z) with q(z) aggregated per minibatch (He et al. 2019), nats",
-    "active_units_cov_ge_0.01": "latent dims with Cov_x(E_q[z|x]) >= 0.01 over the split",
-    "active_units_cov_gt_0.02": "latent dims with Cov_x(E_q[z|x]) > 0.02 over the split",
 }
 
 

@@ -34,3 +34,10 @@ def test_docs_describe_the_project_not_its_development(path):
 def test_relative_links_lead_to_files(path):
   for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", path.read_text()):
     assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
+
+
+def test_docs_metrics_defines_every_metric_of_the_table():
+  from skip_vae_tf import metric_table  # pylint: disable=g-import-not-at-top
+  text = (REPO_ROOT / "docs" / "metrics.md").read_text()
+  missing = [name for name in metric_table.METRICS if f"`{name}`" not in text]
+  assert not missing, f"docs/metrics.md does not define {missing}"

@@ -136,3 +136,19 @@ def test_paired_differences_carry_a_t_interval_and_a_computed_verdict():
   assert "MI lower: -0.40 [" in report.verdict(comparison([-0.3, -0.4, -0.5], [0, 1, 2]))
   one_seed = {**comparison([0.3], [0.1]), "seeds": [0]}
   assert report.verdict(one_seed).endswith("one seed, no interval, no verdict")
+
+
+def test_a_registered_metric_reaches_the_report_and_a_verdict_reads_the_table():
+  from skip_vae_tf import metric_table  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.studies import report  # pylint: disable=g-import-not-at-top
+  toy = metric_table.register(metric_table.Metric(
+      "toy_bits", "toy", "a toy metric, nats", "nats", "higher", role="information",
+      compared=True))
+  try:
+    assert "toy_bits" in report._compared()  # pylint: disable=protected-access
+    comparison = {"skip": "skip_vae", "baseline": "vae", "knob_label": None,
+                  "seeds": [0, 1, 2], "differences": {
+                      "toy_bits": report._spread([1.0, 1.1, 1.2])}}  # pylint: disable=protected-access
+    assert "toy higher: +1.10 [" in report.verdict(comparison)
+  finally:
+    del metric_table.METRICS[toy.name]

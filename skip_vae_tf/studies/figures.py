@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from skip_vae_tf import atomic  # pylint: disable=g-import-not-at-top,wrong-import-position
+from skip_vae_tf import metric_table  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CURVES = (("negative_elbo", "-ELBO (nats)"), ("kl", "KL (nats)"),
           ("mi_aggregate", "MI (nats)"), ("active_units_cov_ge_0.01", "active units"))
@@ -72,8 +73,8 @@ def kl_per_dimension(records: list[dict], folder: pathlib.Path) -> str:
 
 def knob(study, summary: dict, folder: pathlib.Path) -> str:
   nll = "iw_nll" if "iw_nll" in summary["groups"][0]["metrics"] else "negative_elbo"
-  panels = (("kl", "KL"), ("mi_aggregate", "MI"), ("active_units_cov_ge_0.01", "AU"),
-            (nll, "IW-NLL" if nll == "iw_nll" else "-ELBO"))
+  panels = [(name, metric_table.METRICS[name].label)
+            for name in ("kl", "mi_aggregate", "active_units_cov_ge_0.01", nll)]
   figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
   positions = np.arange(len(study.knob_labels))
   for model in study.config.models:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from skip_vae_tf import atomic
+from skip_vae_tf import metric_table
 from skip_vae_tf import metrics
 from skip_vae_tf import workdir as workdir_lib
 from skip_vae_tf.studies import runner
@@ -24,22 +25,19 @@ from skip_vae_tf.studies import spec as spec_lib
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
-# Table columns (those the runs have), in this order.
-TABLE_METRICS = {
-    "iw_nll": "IW-NLL", "negative_elbo": "-ELBO", "kl": "KL", "mi_aggregate": "MI",
-    "mi_minibatch_he2019": "MI (He)", "active_units_cov_ge_0.01": "AU >= .01",
-    "active_units_cov_gt_0.02": "AU > .02", "linear_probe_accuracy": "probe acc",
-    "perplexity_iw": "PPL (IW)",
-}
-# The paper's comparison: what skips change.
-COMPARED_METRICS = ("iw_nll", "negative_elbo", "kl", "mi_aggregate", "mi_minibatch_he2019",
-                    "active_units_cov_ge_0.01", "active_units_cov_gt_0.02",
-                    "linear_probe_accuracy")
-# What a verdict reads: the information z carries (higher = more) and the likelihood
-# (IW-NLL: lower = better).
-_INFORMATION = ("mi_aggregate", "mi_minibatch_he2019", "kl", "active_units_cov_gt_0.02",
-                "linear_probe_accuracy")
-_LIKELIHOOD = "iw_nll"
+
+def _compared() -> tuple[str, ...]:
+  """The paper's comparison: what skips change (metric_table's `compared`)."""
+  return metric_table.named(compared=True)
+
+
+def _columns() -> tuple[str, ...]:
+  """The group table's columns: the compared metrics and the perplexity."""
+  return (*_compared(), "perplexity_iw")
+
+
+def _label(name: str) -> str:
+  return metric_table.METRICS[name].label
 
 
 def run_records(study: spec_lib.Study, folder: pathlib.Path) -> list[dict]:
@@ -98,10 +96,12 @@ def verdict(comparison: dict) -> str:
   if len(comparison["seeds"]) < 2:
     return f"{pair}: one seed, no interval, no verdict"
   words = {1: "higher", -1: "lower", 0: "no difference shown"}
-  details = [f"{TABLE_METRICS[m]} {words[_sign(differences[m])]}: {_interval(differences[m])}"
-             for m in (*_INFORMATION, _LIKELIHOOD) if m in differences]
+  likelihood_name = metric_table.named(role="likelihood")[0]
+  details = [f"{_label(m)} {words[_sign(differences[m])]}: {_interval(differences[m])}"
+             for m in (*metric_table.named(role="information"), likelihood_name)
+             if m in differences]
   information = _sign(differences["mi_aggregate"]) if "mi_aggregate" in differences else 0
-  likelihood = _sign(differences[_LIKELIHOOD]) if _LIKELIHOOD in differences else 0
+  likelihood = _sign(differences[likelihood_name]) if likelihood_name in differences else 0
   claim = {1: "skips keep more information in z", 0: "no difference in information shown",
            -1: "skips keep less information in z"}[information]
   cost = {1: "at a worse likelihood", 0: "likelihood no different",
@@ -132,7 +132,7 @@ def summarize(study: spec_lib.Study, records: list[dict]) -> dict:
       if not seeds:
         continue
       differences = {}
-      for name in COMPARED_METRICS:
+      for name in _compared():
         if all(name in by_seed[(m, s)]["metrics"] for m in (skip, baseline) for s in seeds):
           differences[name] = _spread([by_seed[(skip, s)]["metrics"][name]
                                        - by_seed[(baseline, s)]["metrics"][name]
@@ -156,9 +156,8 @@ def _knob_column(study: spec_lib.Study) -> list[str]:
 
 
 def _group_table(study: spec_lib.Study, summary: dict) -> list[str]:
-  present = [m for m in TABLE_METRICS
-             if any(m in g["metrics"] for g in summary["groups"])]
-  header = ["model", *_knob_column(study), "seeds", *(TABLE_METRICS[m] for m in present)]
+  present = [m for m in _columns() if any(m in g["metrics"] for g in summary["groups"])]
+  header = ["model", *_knob_column(study), "seeds", *(_label(m) for m in present)]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for group in summary["groups"]:
     knob = [group["knob_label"]] if study.knob else []
@@ -171,10 +170,10 @@ def _group_table(study: spec_lib.Study, summary: dict) -> list[str]:
 def _comparison_table(study: spec_lib.Study, summary: dict) -> list[str]:
   if not summary["comparisons"]:
     return ["(no model pair with and without skips in this study)"]
-  present = [m for m in COMPARED_METRICS
+  present = [m for m in _compared()
              if any(m in c["differences"] for c in summary["comparisons"])]
   header = ["skip - no skip", *_knob_column(study), "seeds",
-            *(f"Δ {TABLE_METRICS[m]}" for m in present)]
+            *(f"Δ {_label(m)}" for m in present)]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for comparison in summary["comparisons"]:
     knob = [comparison["knob_label"]] if study.knob else []
