@@ -17,10 +17,7 @@ from skip_vae_tf import precision
 IMAGE_DATASETS = ("mnist", "binarized_mnist", "omniglot")
 TEXT_DATASETS = ("yahoo", "yahoo_small", "ptb")
 DATASETS = IMAGE_DATASETS + TEXT_DATASETS
-# "*_official": the official Skip-VAE code's networks (models/official.py, the paper
-# configs); "resnet" and "pixelcnn": a textbook ResNet and gated PixelCNN.
-ENCODERS = ("resnet_official", "resnet", "mlp")
-DECODERS = ("pixelcnn_official", "pixelcnn", "mlp")
+# Image networks (model.encoder, model.decoder) are named in models/image_networks.py.
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("plateau", "official")
 KL_SCHEDULES = ("linear", "cyclical")
@@ -285,10 +282,12 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _validate_image_model(model: ml_collections.ConfigDict) -> None:
-  _require(model.encoder in ENCODERS,
-           f"unknown model.encoder {model.encoder!r}; choose one of {ENCODERS}")
-  _require(model.decoder in DECODERS,
-           f"unknown model.decoder {model.decoder!r}; choose one of {DECODERS}")
+  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.models import image_networks  # The networks import this module.
+  for kind, table in (("encoder", image_networks.ENCODERS),
+                      ("decoder", image_networks.DECODERS)):
+    _require(model[kind] in table,
+             f"unknown model.{kind} {model[kind]!r}; choose one of {tuple(table)}")
   for name in ("decoder_channels", "latent_feature_maps"):
     _require(model[name] > 0, f"model.{name} must be positive, got {model[name]}")
   for name in ("encoder_channels", "encoder_hidden", "decoder_hidden"):

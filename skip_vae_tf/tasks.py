@@ -18,9 +18,7 @@ from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.data import files
 from skip_vae_tf.data import images
 from skip_vae_tf.data import text as text_data
-from skip_vae_tf.models import decoders
-from skip_vae_tf.models import encoders
-from skip_vae_tf.models import official
+from skip_vae_tf.models import image_networks
 from skip_vae_tf.models import refinement
 from skip_vae_tf.models import text as text_models
 from skip_vae_tf.models import vae as vae_lib
@@ -107,22 +105,8 @@ class ImageTask:
   def build_model(self, model_config: ml_collections.ConfigDict) -> vae_lib.VAE:
     """A VAE from the `model` section of an image config, its variables created."""
     m, shape = model_config, self.image_shape
-    encoder = {
-        "resnet_official": lambda: official.OfficialResNetEncoder(
-            m.latent_dim, m.encoder_channels, shape, name="encoder"),
-        "resnet": lambda: encoders.ResNetEncoder(m.latent_dim, m.encoder_channels,
-                                                 name="encoder"),
-        "mlp": lambda: encoders.MLPEncoder(m.latent_dim, m.encoder_hidden, name="encoder"),
-    }[m.encoder]()
-    decoder = {
-        "pixelcnn_official": lambda: official.OfficialPixelCNNDecoder(
-            shape, m.decoder_channels, m.decoder_kernel_sizes, m.latent_feature_maps,
-            m.latent_dim, m.skip, name="decoder"),
-        "pixelcnn": lambda: decoders.PixelCNNDecoder(
-            shape, m.decoder_channels, m.decoder_kernel_sizes, m.latent_feature_maps, m.skip,
-            name="decoder"),
-        "mlp": lambda: decoders.MLPDecoder(shape, m.decoder_hidden, m.skip, name="decoder"),
-    }[m.decoder]()
+    encoder = image_networks.build(image_networks.ENCODERS, "encoder", m, shape)
+    decoder = image_networks.build(image_networks.DECODERS, "decoder", m, shape)
     return vae_lib.build_vae(encoder, decoder, m.latent_dim, m.skip, tf.zeros([1, *shape]),
                              refinement_from_config(m))
 

@@ -123,3 +123,22 @@ def test_mlp_greedy_decode_thresholds_the_pixel_probabilities():
   probabilities, images = (t.numpy() for t in decoder.greedy(z))
   np.testing.assert_allclose(probabilities, _probabilities_given(decoder, images, z), atol=1e-6)
   np.testing.assert_array_equal(images, probabilities > 0.5)
+
+
+def test_a_registered_toy_decoder_is_one_entry_away_from_a_trained_model():
+  from skip_vae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf import tasks  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.models import image_networks  # pylint: disable=g-import-not-at-top
+  image_networks.register_decoder("toy_mlp", lambda m, shape: decoders.MLPDecoder(
+      shape, (8,), m.skip, name="decoder"))
+  try:
+    config = config_lib.apply_smoke(config_lib.default_config("omniglot"))
+    config.model.decoder = "toy_mlp"
+    config_lib.validate(config)
+    model = tasks.build_model(tasks.ImageTask(), config)
+    assert isinstance(model.decoder, decoders.MLPDecoder)
+    config.model.decoder = "no_such_decoder"
+    with pytest.raises(config_lib.ConfigError, match="toy_mlp"):
+      config_lib.validate(config)
+  finally:
+    del image_networks.DECODERS["toy_mlp"]
