@@ -12,11 +12,11 @@ import pathlib
 import ml_collections
 
 from skip_vae_tf import errors
+from skip_vae_tf import dataset_registry
 from skip_vae_tf import precision
 
-IMAGE_DATASETS = ("mnist", "binarized_mnist", "omniglot")
-TEXT_DATASETS = ("yahoo", "yahoo_small", "ptb")
-DATASETS = IMAGE_DATASETS + TEXT_DATASETS
+# The datasets registered when the flags are defined (dataset_registry holds them all).
+DATASETS = dataset_registry.names()
 # Image networks (model.encoder, model.decoder) are named in models/image_networks.py.
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("plateau", "official")
@@ -213,7 +213,8 @@ def text_config() -> ml_collections.ConfigDict:
 
 def default_config(dataset: str) -> ml_collections.ConfigDict:
   """The defaults for `dataset`: `text_config()` for text corpora, else `image_config()`."""
-  config = text_config() if dataset in TEXT_DATASETS else image_config()
+  config = (text_config() if dataset in dataset_registry.names("text")
+            else image_config())
   config.data.name = dataset
   return config
 
@@ -226,7 +227,7 @@ def model_name(config: ml_collections.ConfigDict) -> str:
 
 def modality(config: ml_collections.ConfigDict) -> str:
   """'text' for the text corpora, else 'image' (`skip_vae_tf.tasks` keys on it)."""
-  return "text" if config.data.name in TEXT_DATASETS else "image"
+  return "text" if config.data.name in dataset_registry.names("text") else "image"
 
 
 def apply_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -323,8 +324,9 @@ def _require_sizes(model: ml_collections.ConfigDict, name: str) -> None:
 
 def _validate_dataset(config: ml_collections.ConfigDict) -> None:
   """The dataset exists and the config's models are for its modality."""
-  _require(config.data.name in DATASETS,
-           f"unknown dataset {config.data.name!r}; choose one of {', '.join(DATASETS)}")
+  _require(config.data.name in dataset_registry.DATASETS,
+           f"unknown dataset {config.data.name!r}; choose one of "
+           f"{', '.join(dataset_registry.names())}")
   text_data = modality(config) == "text"
   if text_data != (config.model.encoder == "lstm"):
     kind, other = ("text", "image") if text_data else ("image", "text")

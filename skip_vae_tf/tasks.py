@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
+from skip_vae_tf import dataset_registry
 from skip_vae_tf import precision
 from skip_vae_tf import summaries
 from skip_vae_tf import vocabulary as vocab
@@ -88,7 +89,7 @@ class ImageTask:
 
   def load_data(self, data_config: ml_collections.ConfigDict,
                 seed: int) -> images.ImageDataset:
-    return images.load_configured(data_config, seed)
+    return dataset_registry.load(data_config, seed)
 
   def adapt_config(self, config: ml_collections.ConfigDict, data) -> None:
     """Records what the data decide in the config (nothing for images)."""
@@ -186,7 +187,7 @@ class TextTask:
 
   def load_data(self, data_config: ml_collections.ConfigDict,
                 seed: int) -> text_data.TextDataset:
-    return text_data.load_configured(data_config, seed)
+    return dataset_registry.load(data_config, seed)
 
   def adapt_config(self, config: ml_collections.ConfigDict, data) -> None:
     """Records the data's vocabulary size in the model config (0 there means 'from the

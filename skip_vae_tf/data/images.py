@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from skip_vae_tf import atomic
+from skip_vae_tf import dataset_registry
 from skip_vae_tf.data import cache as cache_lib
 from skip_vae_tf.data import files
 from skip_vae_tf.data import pipelines
@@ -59,7 +60,6 @@ OMNIGLOT_NPZ_FILES = (
 OMNIGLOT_CHARDATA = files.RegisteredFile(
     "omniglot/chardata.mat", None, "016a3536ffe5e1d38e42563a18d7a78bfaf643ec", "git-blob")
 
-DEFAULT_VALIDATION_SIZE = {"mnist": 10000, "omniglot": 2000}
 OMNIGLOT_TRAIN_DRAWERS = 15
 _CACHE_VERSION = 1
 
@@ -163,7 +163,7 @@ def _load_mnist(data_dir, cache_dir, seed, validation_size):
   train, test = _tfds_splits("mnist", data_dir, cache_dir, manual_dir, ("train", "test"))
   train_images = train["image"].astype(np.float32) / 255.0
   test_images = test["image"].astype(np.float32) / 255.0
-  validation_size = validation_size or DEFAULT_VALIDATION_SIZE["mnist"]
+  validation_size = validation_size or dataset_registry.DATASETS["mnist"].validation_size
   kept, held_out = pipelines.holdout_split(len(train_images), validation_size, seed)
   return ImageDataset(
       name="mnist",
@@ -273,7 +273,7 @@ def _load_chardata(path: pathlib.Path, seed: int, validation_size: int):
 
 
 def _load_omniglot(data_dir, cache_dir, seed, validation_size):
-  validation_size = validation_size or DEFAULT_VALIDATION_SIZE["omniglot"]
+  validation_size = validation_size or dataset_registry.DATASETS["omniglot"].validation_size
   chardata = None if data_dir is None else data_dir / OMNIGLOT_CHARDATA.relpath
   if chardata is not None and chardata.exists():
     files.verified_path(data_dir, OMNIGLOT_CHARDATA)

@@ -22,12 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from skip_vae_tf import errors
-from skip_vae_tf import config as config_lib
+from skip_vae_tf import dataset_registry
 from skip_vae_tf import vocabulary as vocab
 from skip_vae_tf.data import files
 from skip_vae_tf.data import pipelines
 
-DEFAULT_VALIDATION_SIZE = {"yahoo_small": 1000}
 
 _REGISTERED = {
     "ptb.train": files.RegisteredFile("ptb/ptb.train.txt.gz", 1688035,
@@ -198,8 +197,8 @@ def load_text_dataset(name: str, data_dir: str = "", seed: int = 0,
   Raises:
     errors.DataFileError: a missing, corrupt or empty file, or a malformed vocabulary.
   """
-  if name not in config_lib.TEXT_DATASETS:
-    raise ValueError(f"unknown text dataset {name!r}; choose one of {config_lib.TEXT_DATASETS}")
+  if name not in ("ptb", "yahoo", "yahoo_small"):
+    raise ValueError(f"unknown text dataset {name!r}; choose one of ptb, yahoo, yahoo_small")
   root = files.resolve_data_dir(data_dir)
   if root is None:
     raise errors.DataFileError(
@@ -224,7 +223,7 @@ def load_text_dataset(name: str, data_dir: str = "", seed: int = 0,
     train = tokenize(read_lines(_corpus_file(root, "yahoo.train")), vocabulary)
     source = f"yahoo: standard train/valid/test of Yang et al. (2017) ({root / 'yahoo'})"
     return TextDataset(name, source, vocabulary, train, valid, test)
-  holdout = validation_size or DEFAULT_VALIDATION_SIZE[name]
+  holdout = validation_size or dataset_registry.DATASETS[name].validation_size
   kept, held_out = pipelines.holdout_split(len(valid), holdout, seed)
   source = (f"yahoo_small: REDUCED PROTOCOL (the 100k-document Yahoo train split is absent): "
             f"train = {len(kept)} documents of yahoo.valid, validation = the other {holdout} "
