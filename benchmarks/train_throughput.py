@@ -140,7 +140,8 @@ def main(argv):
     rate = result["examples_per_sec_median"]
     row = {"config": os.path.relpath(config_file, REPO_ROOT), "model": model,
            "precision": precision, "batch": config.train.batch_size,
-           "sentence_length": _SENTENCE_LENGTH.value or "buckets",
+           "sentence_length": ((_SENTENCE_LENGTH.value or "buckets")
+                               if "tokens_per_sec_median" in result else "-"),
            "parameters": result["parameters"], "examples_per_sec": round(rate, 1),
            "peak_rss_gib": round(result["peak_rss_gib"], 2)}
     if "tokens_per_sec_median" in result:
