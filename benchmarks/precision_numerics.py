@@ -19,6 +19,7 @@ from absl import flags
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import record  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Raw data folder (default: the run's).")
@@ -77,9 +78,18 @@ def main(argv):
     print(f"{name:20s} {full[name].mean():12.4f} {mixed[name].mean():12.4f} "
           f"{difference.mean():+12.4f} +- {stderr:.4f}  (max |diff| "
           f"{np.abs(difference).max():.4f})")
+  rows = []
+  for name in full:
+    difference = mixed[name] - full[name]
+    rows.append({"run": _WORKDIR.value, "term": name, "examples": count,
+                 "bf16_minus_f32": round(float(difference.mean()), 4),
+                 "stderr": round(float(difference.std(ddof=1) / np.sqrt(count)), 4)})
   for name, seconds in full_seconds.items():
     print(f"{name}: float32 {seconds:.1f} s, mixed bfloat16 {mixed_seconds[name]:.1f} s "
           f"(compilation included)")
+  print("wrote", record.write("precision_numerics", "The same weights in float32 and mixed "
+                              "bfloat16 (same draws; nats per example)", ("run", "term"),
+                              rows))
 
 
 if __name__ == "__main__":

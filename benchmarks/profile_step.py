@@ -26,6 +26,7 @@ from ml_collections import config_flags
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+import record  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # pylint: disable=g-import-not-at-top
 from skip_vae_tf import config as config_lib
@@ -96,8 +97,15 @@ def main(argv):
   print(f"{_STEPS.value} steps of {config_lib.model_name(config)} ({config.data.name}, "
         f"{trainer.config.train.precision}, XLA {precision.use_xla(trainer.config.train)}): "
         f"{wall:.2f} s wall; {total:.2f} s of operations summed over threads")
+  rows = []
   for name, value in seconds.most_common(_TOP.value):
     print(f"{value:8.3f} s {100 * value / total:5.1f}%  {name}")
+    rows.append({"model": config_lib.model_name(config), "dataset": config.data.name,
+                 "precision": trainer.config.train.precision, "operation": name,
+                 "share_percent": round(100 * value / total, 1)})
+  print("wrote", record.write("profile_step", "Where a training step's time goes (TF "
+                              "profiler, share of operation time)",
+                              ("model", "dataset", "precision", "operation"), rows))
 
 
 if __name__ == "__main__":

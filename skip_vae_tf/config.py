@@ -157,14 +157,11 @@ def image_config() -> ml_collections.ConfigDict:
   _inference_defaults(config.model)
 
   config.train = _train_defaults()
-  # Images stay float32 unless asked (bfloat16 trains them 1.7x faster here): in
-  # precision_quick_image (docs/results.md, three seeds) the seed-0 bfloat16 VAE collapsed
-  # fully in three versions of the network (no float32 VAE did) and the bfloat16 Skip-VAE's
-  # validation -ELBO ended 0.12-0.53 nats behind at every seed. Text models take 'auto'.
+  # Images stay float32 unless asked: bfloat16 may change whether a VAE collapses
+  # (docs/results.md, precision_quick_image). Text models take 'auto'.
   config.train.precision = "float32"
-  # Without XLA, float32 image steps ran as fast or faster on this CPU (Skip-VAE 129-141
-  # against 125-127 examples/s, VAE 149-158 against 113-135) and the training process peaked
-  # 0.4 GiB lower (README, Speed). On a GPU, try --config.train.jit_compile=true.
+  # Float32 image steps run no slower without XLA on a CPU, and lighter (docs/benchmarks.md);
+  # on a GPU, try --config.train.jit_compile=true.
   config.train.jit_compile = False
   return config
 
@@ -190,9 +187,9 @@ def text_config() -> ml_collections.ConfigDict:
   config.model.init_scale = 0.1  # Parameters start uniform in [-0.1, 0.1].
   config.model.max_decode_length = 100
   # Time steps of logits the likelihood holds at a time, recomputed for the gradient
-  # (models/text.py): peak memory bounded whatever the length, for 0.83x training speed
-  # (benchmarks/train_throughput.py, README); 0 = the whole sentence at once (semi-amortized
-  # models always use 0: they need the likelihood's second derivative).
+  # (models/text.py): peak memory bounded whatever the length, at some training speed;
+  # 0 = the whole sentence at once (semi-amortized models always use 0: they need the
+  # likelihood's second derivative).
   config.model.softmax_chunk = 25
   _inference_defaults(config.model)
 

@@ -53,8 +53,7 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   prior samples (`tasks.summary_decodes`, as the task's `samples_record`).
   `precision_name` evaluates in another precision than the run's (`restore_model`).
   `jit_compile` compiles the passes with XLA (`precision.use_xla`), whatever the run trained
-  with: on this project's CPU the IW-NLL decoder passes run 7-9% faster with it in float32,
-  while float32 image training steps run as fast without it (README, Speed).
+  with (evaluation's decoder passes gain from it where training steps do not).
 
   Writes eval_<split>.json and eval_<split>.md into `workdir` and TensorBoard scalars
   under `eval/<split>/` in workdir/eval; returns the json content.

@@ -81,8 +81,7 @@ def policy_scope(precision: str):
 def use_xla(train_config, jit_compile: bool | None = None) -> bool:
   """Whether to compile the per-replica passes with XLA: `jit_compile` (None: the config's
   `train.jit_compile`), except for mixed bfloat16 without a GPU, where XLA on CPU runs
-  bfloat16 matrix products at float32 speed while TF's own (oneDNN) kernels run them about
-  1.7x faster (benchmarks/)."""
+  bfloat16 matrix products no faster than float32 and TF's own (oneDNN) kernels are faster."""
   if (resolve(train_config.precision) == "mixed_bfloat16"
       and not tf.config.list_physical_devices("GPU")):
     return False

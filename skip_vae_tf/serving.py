@@ -50,8 +50,8 @@ class Limits:
     max_decodes: latents per `decode` request, and `num_samples` per `sample` request.
     max_words: words per sentence of a text model's `encode` or `score` input.
     max_tokens: tokens per text `encode` or `score` request: sentences times their padded
-      length (`<s>`, the words, `</s>`); the LSTMs' memory grows with it (about 40 KB per
-      token for the default Yahoo model: 256 sentences of 400 words peaked at 5.3 GiB).
+      length (`<s>`, the words, `</s>`); the LSTMs' memory grows with it (docs/serving.md
+      gives peak memory at the limits).
   """
   max_batch: int = 256
   max_decodes: int = 64

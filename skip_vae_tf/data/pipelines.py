@@ -64,10 +64,8 @@ class TrainingBatches:
 def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
   """`dataset` with tf.data's autotuning off, for evaluation passes over in-memory batches.
 
-  With it on, the end-of-data call after long work per batch (IW-NLL: seconds to a
-  minute) waited about 8 s on a 2-core CPU in 8 of 12 passes (benchmarks/
-  evaluation_speed.py's 20-image pass: 20.5 s, 12.3 s of it in the decoder); with it off, in
-  none of 12. Nothing here has a parallelism or buffer left to tune.
+  With it on, the end-of-data call after long work per batch (IW-NLL) can wait seconds for
+  the autotuner; nothing here has a parallelism or buffer left to tune.
   """
   options = tf.data.Options()
   options.autotune.enabled = False

@@ -11,7 +11,7 @@ The backward pass through time is written out (`_recurrence_with_written_out_gra
 forward pass keeps each step's activated gates and cell state, and the weight gradient is one
 matrix product after the loop. Autodiff of the loop (tf.scan) instead keeps about eight
 (B, H) intermediates per step and adds an (H, 4H) weight gradient at every step: the written-
-out pass is lighter and faster (README: Speed; Memory of a training run). It is a first
+out pass is lighter and faster. It is a first
 derivative only: a model that differentiates through gradients (semi-amortized inference)
 builds its decoder's LSTMs with `twice_differentiable=True`, which differentiates the loop by
 autodiff.

@@ -58,9 +58,8 @@ def _cross_entropy(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
 class Dropout(keras.layers.Layer):
   """Inverted dropout drawn with an explicit Philox stateless RNG.
 
-  Keras' Dropout draws through TF's 'auto' RNG algorithm, which XLA on CPU runs about 20x
-  slower than Philox (0.3 s vs 15 ms per 1.3M draws here): with it, dropout alone took a
-  fifth of a compiled Yahoo training step. The seed state is checkpointed
+  Keras' Dropout draws through TF's 'auto' RNG algorithm, which XLA on CPU runs far slower
+  than Philox. The seed state is checkpointed
   (`seeds.SeedState`), so a resumed run drops what an uninterrupted one would have.
   """
 
@@ -260,10 +259,8 @@ class LSTMDecoder(keras.layers.Layer):
     every position is `<pad>`. Returns (B, max_decode_length) int32."""
     batch = tf.shape(z)[0]
     # Weights cast and z projected once, outside the loop (`lstm.LSTM.step_function`), and
-    # one step at a time (parallel_iterations=1: each step waits for the last token anyway):
-    # with the casts inside and TF's default of ten steps in flight, the 4 + 4 sentences of a
-    # validation's sample summaries took the yahoo_small process from 1.1 to 2.6 GiB
-    # (1.5 GiB with the casts hoisted alone; 1.15 with both).
+    # one step at a time (parallel_iterations=1: each step waits for the last token anyway,
+    # and steps in flight each hold their own casts of the softmax weights).
     layer_steps = [layer.step_function(z if layer.static_dim else None)
                    for layer in self.lstms]
     softmax_weights = self._softmax_weights(z)
