@@ -9,7 +9,6 @@ warm-up schedule. The run directory is `skip_vae_tf.workdir`'s; what differs bet
 images and text is the task's (`skip_vae_tf.tasks`).
 """
 
-import functools
 import json
 import math
 import os
@@ -27,9 +26,12 @@ from skip_vae_tf import distribute
 from skip_vae_tf import errors
 from skip_vae_tf import evaluators
 from skip_vae_tf import metrics
+from skip_vae_tf import nonfinite
 from skip_vae_tf import objectives
 from skip_vae_tf import precision
+from skip_vae_tf import prepare
 from skip_vae_tf import progress
+from skip_vae_tf import run_logs
 from skip_vae_tf import steps
 from skip_vae_tf import stop_signals
 from skip_vae_tf import summaries
@@ -37,14 +39,7 @@ from skip_vae_tf import tasks
 from skip_vae_tf import workdir as workdir_lib
 
 
-# The encoder's fresh batches in aggressive training come from these epochs of the shuffled
-# training stream, so that they differ from the steps' own batches.
-_ENCODER_BATCHES_EPOCH_OFFSET = 1_000_000
-
-
-class NonFiniteLossError(errors.SkipVaeError):
-  """Too many consecutive steps had a non-finite loss or gradient, or validation never was
-  finite."""
+NonFiniteLossError = nonfinite.NonFiniteLossError
 
 
 class TrainingInterrupted(errors.SkipVaeError):
@@ -73,17 +68,14 @@ class Trainer:
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str, data=None,
                allow_foreign_workdir: bool = False):
-    config_lib.validate(config)
-    # config.json records the precision the run trains in, not 'auto'.
-    config.train.precision = precision.resolve(config.train.precision)
-    self.config, self.task = config, tasks.for_config(config)
+    run = prepare.prepare_run(config, data)
+    self.config, self.task, self.data = config, run.task, run.data
     self.workdir = workdir_lib.Workdir(workdir)
     logging.get_absl_logger().addFilter(_drop_tensorflow_info)
     self.strategy = distribute.make_strategy(config.train.strategy)
     # Only the chief writes the run's files; other workers write their (identical)
     # checkpoints to a private folder and no summaries.
     self.is_chief = distribute.is_chief(self.strategy)
-    self.data = data or tasks.load_and_record_data(self.task, config)
     self.global_batch_size = config.train.batch_size
     if self.global_batch_size % self.strategy.num_replicas_in_sync:
       raise config_lib.ConfigError(
@@ -93,7 +85,6 @@ class Trainer:
       self.train_input = self.data.training_batches(config.train.batch_size, config.seed)
     except ValueError as error:  # A batch larger than the training split.
       raise config_lib.ConfigError(f"train.batch_size={config.train.batch_size}: {error}")
-    self.task.adapt_config(config, self.data)
     # Only once data and sizes are good: a failed start leaves nothing. The chief claims
     # the run (one process per workdir); other workers share the chief's folder.
     self.workdir.prepare(allow_foreign_workdir, claim=self.is_chief)
@@ -123,75 +114,35 @@ class Trainer:
     state = dict(model=self.model, optimizer=self.optimizer, step=self.step,
                  kl_weight=self.kl_weight, best_validation=self.best_validation,
                  skipped_steps=self.skipped_steps, lr_decaying=self.lr_decaying)
+    self.aggressive = None  # He et al.'s aggressive training, when the config asks for it.
     if config.train.aggressive:
-      with self.strategy.scope():
-        state["aggressive"] = self.aggressive = tf.Variable(True, trainable=False)
-        state["aggressive_mi"] = self.aggressive_mi = tf.Variable(-math.inf, trainable=False)
+      self.aggressive = aggressive.AggressiveTraining(
+          self.model, self.optimizer, self.strategy, config.train, self.train_step,
+          self.train_input, self.kl_weight)
+      state.update(self.aggressive.checkpointed())
     self.checkpoint = tf.train.Checkpoint(**state)
     write_dir = self.workdir.path
     if not self.is_chief:
       write_dir = self.workdir.clear_worker_dir(distribute.task_id(self.strategy))
     self.latest_manager, self.best_manager = workdir_lib.checkpoint_managers(
         self.checkpoint, write_dir, config.train.checkpoints_to_keep)
-    self.train_writer, self.validation_writer, self.check_writer = (
-        (self.workdir.summary_writer(name) if self.is_chief
-         else tf.summary.create_noop_writer())
-        for name in (workdir_lib.TRAIN_LOGS, workdir_lib.VALIDATION_LOGS,
-                     workdir_lib.CHECK_LOGS))
     self._gradient_step, self._apply_step = steps.make_train_step(
         self.model, self.optimizer, self.strategy, self.kl_weight, self.global_batch_size,
         config.train.grad_clip_norm, precision.use_xla(config.train),
         objectives.loss_for_config(config.train))
-    if config.train.aggressive:
-      self._make_aggressive_steps()
     self._moving_statistics = [v for v in self.model.non_trainable_variables
                                if v.dtype in ("float32", "float64")]
     self.evaluator = evaluators.PosteriorEvaluator(
         self.model, self.strategy, config.train.eval_batch_size,
         config.train.mi_minibatch_size, precision.use_xla(config.train))
-    self._reconstruct_and_sample = tf.function(self.model.reconstruct_and_sample)
-    self._consecutive_nonfinite = 0
+    self.logs = run_logs.RunLogs(self.workdir, self.is_chief, self.task, self.data,
+                                 self.model, self.evaluator, config)
+    self.nonfinite = nonfinite.ConsecutiveNonFinite(config)
 
-  def _make_aggressive_steps(self) -> None:
-    """Encoder-only and decoder-only updates, and fresh batches for the encoder's (He et
-    al.: the same optimizer for both here, whose step count counts both; their code keeps
-    one per network, which only matters for Adam's bias correction)."""
-    encoder = self.model.encoder.trainable_variables
-    rest = [v for v in self.model.trainable_variables if not any(v is e for e in encoder)]
-    self._apply_encoder, self._apply_decoder = (
-        steps.make_apply_step(self.model, self.optimizer, self.strategy,
-                              self.config.train.grad_clip_norm, variables)
-        for variables in (encoder, rest))
-
-    def fresh_batches():
-      epoch = _ENCODER_BATCHES_EPOCH_OFFSET
-      while True:
-        yield from distribute.distribute(self.strategy, self.train_input.epoch(epoch))
-        epoch += 1
-    self._encoder_batches = fresh_batches()
-
-  def _encoder_update(self) -> float:
-    """One encoder-only update on a fresh batch; its training loss (nats per example)."""
-    stats = self.train_step(next(self._encoder_batches), self._apply_encoder)
-    return float(stats["reconstruction_nll"] + self.kl_weight * stats["kl"])
-
-  def _aggressive_step(self, batch) -> dict[str, tf.Tensor]:
-    """Encoder updates to convergence, then a decoder-only step on `batch`; the stats of
-    the latter, with `encoder_updates` (how many the encoder took)."""
-    updates = aggressive.encoder_updates(self._encoder_update,
-                                         self.config.train.aggressive_max_steps,
-                                         self.config.train.aggressive_check_every)
-    result = self.train_step(batch, self._apply_decoder)
-    return {**result, "encoder_updates": tf.constant(float(updates))}
-
-  def _update_aggressive(self, mutual_information: float, step: int) -> None:
-    previous = float(self.aggressive_mi.numpy())
-    if not aggressive.still_aggressive(mutual_information, previous):
-      self.aggressive.assign(False)
-      logging.info("aggressive training ends at step %d: validation mi_aggregate %.4f is "
-                   "below the previous %.4f; joint updates from now on", step,
-                   mutual_information, previous)
-    self.aggressive_mi.assign(mutual_information)
+  def _last_good_checkpoints(self) -> str:
+    return (f"the last good checkpoint is "
+            f"{workdir_lib.named(self.latest_manager.latest_checkpoint)}, the best validation "
+            f"checkpoint {workdir_lib.named(self.best_manager.latest_checkpoint)}")
 
   def train_step(self, batch, apply_step=None) -> dict[str, tf.Tensor]:
     """One step on a distributed global batch; the update is skipped if not finite.
@@ -220,48 +171,13 @@ class Trainer:
 
   # ---- periodic work -----------------------------------------------------------------
 
-  def _log_samples(self, step: int, writer: tf.summary.SummaryWriter) -> None:
-    count = self.config.train.num_logged_samples
-    if not count:
-      return
-    decodes = tasks.summary_decodes(self._reconstruct_and_sample, self.data, "validation",
-                                    count, self.config.seed)
-    self.task.write_samples(writer, *decodes, step)
-
-  def _check(self, step: int) -> None:
-    """The periodic in-epoch check (train.check_every_steps): latent metrics of a fixed
-    validation subset, and images every train.check_images_every_steps."""
-    config = self.config.train
-    scalars, kl_per_dim = evaluators.summarize(
-        self.evaluator.run_on_examples(self._check_examples), self.task)
-    self._record(self.check_writer, workdir_lib.CHECK_LOGS, scalars, kl_per_dim, step)
-    if progress.is_time(step, config.check_images_every_steps):
-      self._log_samples(step, self.check_writer)
-    logging.info("check at step %d on %d validation examples: kl %.4g, mi_aggregate %.4g, "
-                 "active_units_cov_ge_0.01 %d", step, len(self._check_examples),
-                 scalars["kl"], scalars["mi_aggregate"], scalars["active_units_cov_ge_0.01"])
-
-  @functools.cached_property
-  def _check_examples(self) -> np.ndarray:
-    """The fixed validation subset of the periodic check (model inputs)."""
-    return self.data.first_examples("validation", self.config.train.check_examples)
-
-  def _record(self, writer: tf.summary.SummaryWriter, split: str, scalars: dict[str, float],
-              kl_per_dim: np.ndarray, step: int) -> None:
-    """Evaluation scalars and KL per dimension to TensorBoard and (chief) metrics.jsonl."""
-    summaries.write_scalars(writer, scalars, step)
-    summaries.write_kl_per_dim(writer, kl_per_dim, step)
-    if self.is_chief:
-      self.workdir.append_scalars(split, step, {**scalars, "kl_per_dim": kl_per_dim.tolist()})
-
   def _validate(self, step: int) -> None:
     start = time.time()
     scalars, kl_per_dim = self.evaluate("validation")
-    self._record(self.validation_writer, workdir_lib.VALIDATION_LOGS, scalars, kl_per_dim,
-                 step)
-    if self.config.train.aggressive and bool(self.aggressive.numpy()):
-      self._update_aggressive(scalars["mi_aggregate"], step)
-    self._log_samples(step, self.validation_writer)
+    self.logs.evaluation(workdir_lib.VALIDATION_LOGS, step, scalars, kl_per_dim)
+    if self.aggressive and self.aggressive.is_active():
+      self.aggressive.after_validation(scalars["mi_aggregate"], step)
+    self.logs.samples(workdir_lib.VALIDATION_LOGS, step)
     logging.info("validation at step %d: %s (%.1fs)", step,
                  ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()), time.time() - start)
     improved = scalars["negative_elbo"] < float(self.best_validation.numpy())
@@ -286,35 +202,11 @@ class Trainer:
     scalars.update(window.rates(), kl_weight=float(self.kl_weight.numpy()),
                    learning_rate=float(self.optimizer.learning_rate.numpy()),
                    skipped_steps=float(self.skipped_steps.numpy()))
-    summaries.write_scalars(self.train_writer, scalars, step)
-    if self.is_chief:
-      self.workdir.append_scalars(workdir_lib.TRAIN_LOGS, step, scalars)
+    self.logs.train(step, scalars)
     rate = scalars.get("examples_per_sec", 0.0)
     eta = (self.total_steps - step) * self.global_batch_size / rate if rate else math.inf
     epoch = (step - 1) // self.steps_per_epoch + 1
     logging.info(progress.format_line(step, self.total_steps, epoch, scalars, eta))
-
-  def _count_nonfinite(self, finite: bool, step: int) -> None:
-    if finite:
-      self._consecutive_nonfinite = 0
-      return
-    self._consecutive_nonfinite += 1
-    logging.warning("step %d: non-finite gradient norm, update skipped", step)
-    if self._consecutive_nonfinite >= self.config.train.max_consecutive_nonfinite:
-      raise NonFiniteLossError(
-          f"{self._consecutive_nonfinite} consecutive steps had a non-finite loss or gradient "
-          f"(last at step {step}); the last good checkpoint is "
-          f"{workdir_lib.named(self.latest_manager.latest_checkpoint)}, the best validation "
-          f"checkpoint {workdir_lib.named(self.best_manager.latest_checkpoint)}: lower "
-          f"{self._likely_rate()} or raise train.max_consecutive_nonfinite")
-
-  def _likely_rate(self) -> str:
-    """The rates to lower: a semi-amortized model's refinement steps diverge on their own."""
-    rate = f"train.learning_rate ({self.config.train.learning_rate:g})"
-    if self.config.model.inference != "semi_amortized":
-      return rate
-    refinement = ", ".join(f"{r:g}" for r in self.config.model.svi_learning_rates)
-    return f"model.svi_learning_rates (the refinement's: {refinement}) or {rate}"
 
   def _after_step(self, step: int, window: progress.Window,
                   stop: stop_signals.StopRequests) -> None:
@@ -331,7 +223,7 @@ class Trainer:
       self._validate(step)
       window.exclude_from_rate()
     elif progress.is_time(step, config.check_every_steps):
-      self._check(step)
+      self.logs.check(step)
       window.exclude_from_rate()
     if validation_due or progress.is_time(step, config.checkpoint_every_steps):
       workdir_lib.save(self.latest_manager, step)
@@ -404,8 +296,8 @@ class Trainer:
                                          self.train_input.epoch(epoch, skip_batches=offset)):
         self.kl_weight.assign(objectives.kl_weight(step, self.steps_per_epoch,
                                                    self.total_steps, config))
-        if config.aggressive and bool(self.aggressive.numpy()):
-          result = self._aggressive_step(batch)
+        if self.aggressive and self.aggressive.is_active():
+          result = self.aggressive.step(batch)
         else:
           result = self.train_step(batch)
         step += 1
@@ -414,7 +306,7 @@ class Trainer:
         window.add(stats, self.global_batch_size)
         if step == first_step:  # Tracing and compilation: not part of the rate.
           window.exclude_from_rate()
-        self._count_nonfinite(bool(result["finite"]), step)
+        self.nonfinite.add(bool(result["finite"]), step, self._last_good_checkpoints)
         self._after_step(step, window, stop)
         if step >= self.total_steps or self._lr_exhausted():
           break

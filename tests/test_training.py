@@ -95,11 +95,10 @@ def test_consecutive_nan_batches_stop_the_run_with_the_last_good_checkpoint(tmp_
 
 
 def test_a_diverging_semi_amortized_run_names_the_refinement_rates():
-  import types  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf import nonfinite  # pylint: disable=g-import-not-at-top
   config = config_lib.default_config("omniglot")
-  name = training.Trainer._likely_rate  # pylint: disable=protected-access
-  assert name(types.SimpleNamespace(config=config)) == "train.learning_rate (0.001)"
+  assert nonfinite.likely_rate(config) == "train.learning_rate (0.001)"
   config.model.inference, config.model.svi_learning_rates = "semi_amortized", (1e6, 1e6)
-  assert name(types.SimpleNamespace(config=config)).startswith(
+  assert nonfinite.likely_rate(config).startswith(
       "model.svi_learning_rates (the refinement's: 1e+06, 1e+06) or train.learning_rate")
   assert config_lib.apply_smoke(config).train.max_consecutive_nonfinite <= 5  # Can fire.

@@ -1,1 +1,0 @@
-"""Datasets: raw-file verification, array loaders and tf.data input pipelines."""

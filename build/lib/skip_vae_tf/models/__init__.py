@@ -1,1 +1,0 @@
-"""Encoders, decoders (gated PixelCNN, MLP) and the VAE that joins them."""
