@@ -4,8 +4,11 @@ official networks and budget (100 epochs), three seeds, test IW-NLL with K=500.
   python bin/study.py --study=paper_binarized_mnist --parallel=4     # one GPU per child, or
   python bin/study.py --study=paper_binarized_mnist --shard=0/4      # on each of 4 machines
 
-Budget: 12 runs of 100 epochs. Cost on this project's 2-core CPU: 50k training images: about twice Omniglot's cost per epoch.
-On a GPU: not measured yet (no GPU was lent to the session that wrote this).
+Budget: 12 runs of 100 epochs of 1,000 steps (batch 50): 2.2 times paper_omniglot's steps
+with the same networks (56-2,000 GFLOP per step: benchmarks/step_flops.py).
+GPU estimate (arithmetic, not a measurement): at a sustained 5 TFLOP/s in float32, 19
+minutes per VAE or Skip-VAE run and about 11 hours per SA-VAE or Skip-SA-VAE run, plus
+about 6 minutes of IW-NLL (K=500) over 10,000 test images each: about 70 GPU-hours.
 """
 
 from skip_vae_tf.studies import spec

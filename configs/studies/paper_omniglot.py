@@ -4,8 +4,14 @@ official networks and budget (100 epochs), three seeds, test IW-NLL with K=500.
   python bin/study.py --study=paper_omniglot --parallel=4     # one GPU per child, or
   python bin/study.py --study=paper_omniglot --shard=0/4      # on each of 4 machines
 
-Budget: 12 runs of 100 epochs. Cost on this project's 2-core CPU: ~23k training images; VAE and Skip-VAE about 140 and 127 examples/s here (README speed table), so 4.6 and 5.1 hours per run; SA-VAE and Skip-SA-VAE (20 refinement steps) about 2.8 examples/s, about 9.5 days per run: use a GPU.
-On a GPU: not measured yet (no GPU was lent to the session that wrote this).
+Budget: 12 runs of 100 epochs of 446 steps (batch 50). A training step costs 56 GFLOP
+(VAE), 57 (Skip-VAE), 1,953 (SA-VAE, 20 refinement steps) and 2,000 (Skip-SA-VAE)
+(benchmarks/step_flops.py, docs/benchmarks.md). On a 2-core CPU at the throughput of
+docs/benchmarks.md a VAE run takes most of a day and an SA-VAE run weeks: use GPUs.
+GPU estimate (arithmetic, not a measurement): at a sustained 5 TFLOP/s in float32 (a
+quarter of an A100's peak; small convolutions rarely do better), 8 minutes per VAE or
+Skip-VAE run and about 5 hours per SA-VAE or Skip-SA-VAE run, plus about 5 minutes for
+each run's IW-NLL (K=500) over the 8,115 test images: about 30 GPU-hours for the study.
 """
 
 from skip_vae_tf.studies import spec
