@@ -389,11 +389,12 @@ def restore_newest_intact(checkpoint: tf.train.Checkpoint, folder: pathlib.Path,
     try:
       restore(checkpoint, path, config_path, partial)
     except CheckpointDamagedError as error:
-      logging.warning("%s; trying an older checkpoint", error)
       damaged.append(str(error))
       continue
+    for message in damaged:  # Said once an intact one is found; otherwise the error says it.
+      logging.warning("%s; skipped it", message)
     if damaged:
       logging.warning("restored %s, the newest intact checkpoint of %s", path, folder)
     return path
-  raise CheckpointDamagedError(f"every checkpoint in {folder} is damaged: {damaged[0]}; "
-                               "start a new --workdir")
+  raise CheckpointDamagedError(f"every checkpoint in {folder} is damaged ({len(damaged)}; "
+                               f"the newest: {damaged[0]}); start a new --workdir")

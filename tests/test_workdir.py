@@ -89,3 +89,12 @@ def test_a_zeroed_newest_index_is_damage_and_falls_back(tmp_path):
   variable.assign(0.0)
   path = workdir_lib.restore_newest_intact(checkpoint, tmp_path, tmp_path / "config.json")
   assert path == manager.checkpoints[-2] and float(variable.numpy()) == 1.0
+
+
+def test_every_checkpoint_damaged_is_said_once(tmp_path, caplog):
+  checkpoint, _, manager = _saved_checkpoints(tmp_path, [1.0, 2.0])
+  for path in manager.checkpoints:
+    _truncate(path)
+  with pytest.raises(workdir_lib.CheckpointDamagedError, match=r"damaged \(2; the newest"):
+    workdir_lib.restore_newest_intact(checkpoint, tmp_path, tmp_path / "config.json")
+  assert not [r for r in caplog.records if "damaged" in r.getMessage()]
