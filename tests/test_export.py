@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -248,10 +249,15 @@ def text_run(tmp_path_factory, data_dir, cache_dir):
   return workdir
 
 
-def _export_cli(args, data_dir, cache_dir):
+def _export_cli(args, data_dir, cache_dir, preexec_fn=None):
   return subprocess.run([sys.executable, str(REPO_ROOT / "bin" / "export.py"), *args],
                         env=_env(data_dir, cache_dir), capture_output=True, text=True,
-                        timeout=300, check=False)
+                        timeout=300, check=False, preexec_fn=preexec_fn)
+
+
+def _full_disk():
+  """preexec_fn: no file the export writes can grow past 20 kB (EFBIG, as a full disk)."""
+  resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
 
 def test_cli_exports_increasing_versions(text_run, tmp_path, data_dir, cache_dir):
@@ -293,6 +299,7 @@ def test_verification_catches_a_saved_model_that_differs(text_run, tmp_path):
     ("no_workdir", "config.json not found"),
     ("other_model", "does not hold the model that"),
     ("vocabulary", "does not match the model's vocab_size"),
+    ("full_disk", "cannot write the export under"),
 ])
 def test_cli_errors_are_one_line(breakage, message, text_run, tmp_path, data_dir, cache_dir):
   workdir = tmp_path / "run"
@@ -306,7 +313,7 @@ def test_cli_errors_are_one_line(breakage, message, text_run, tmp_path, data_dir
     lines = (workdir / workdir_lib.VOCABULARY_FILE).read_text().splitlines()
     (workdir / workdir_lib.VOCABULARY_FILE).write_text("\n".join(lines[:-1]) + "\n")
   result = _export_cli([f"--workdir={workdir}", f"--export_dir={tmp_path / 'serving'}"],
-                       data_dir, cache_dir)
+                       data_dir, cache_dir, _full_disk if breakage == "full_disk" else None)
   assert result.returncode != 0
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("export.py: error:") and message in last, result.stderr[-2000:]
