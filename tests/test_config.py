@@ -76,10 +76,23 @@ def test_resolve_applies_flags_then_smoke_then_explicit_overrides():
     ("model.svi_momentum", 1.0, "svi_momentum must be in"),
 ])
 def test_impossible_values_raise_config_error(path, value, message):
+  """Every impossible value is one ConfigError (bin/train.py prints it as one line)."""
   config = config_lib.image_config()
   section, key = path.split(".")
   config[section][key] = value
   with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config)
+
+
+def test_a_negative_seed_and_latent_size_are_refused():
+  config = config_lib.image_config()
+  config.seed = -1
+  with pytest.raises(config_lib.ConfigError, match="seed must be an integer >= 0, got -1"):
+    config_lib.validate(config)
+  config = config_lib.image_config()
+  config.model.latent_dim = -3
+  with pytest.raises(config_lib.ConfigError, match="model.latent_dim must be positive and "
+                                                  "finite, got -3"):
     config_lib.validate(config)
 
 
