@@ -32,8 +32,9 @@ def _compared() -> tuple[str, ...]:
 
 
 def _columns() -> tuple[str, ...]:
-  """The group table's columns: the compared metrics and the perplexity."""
-  return (*_compared(), "perplexity_iw")
+  """The group table's columns: the compared metrics, the perplexity and (semi-amortized
+  models) the amortization gap."""
+  return (*_compared(), "perplexity_iw", "amortization_gap")
 
 
 def _label(name: str) -> str:
