@@ -88,6 +88,15 @@ class Trainer:
     # Only once data and sizes are good: a failed start leaves nothing. The chief claims
     # the run (one process per workdir); other workers share the chief's folder.
     self.workdir.prepare(allow_foreign_workdir, claim=self.is_chief)
+    try:
+      self._start()
+    except BaseException:
+      self.workdir.release()  # A long-lived process (a study) may use the run next.
+      raise
+
+  def _start(self) -> None:
+    """config.json and the run files, seeds, step counts, and the state."""
+    config = self.config
     self.workdir.check_config(config, write=self.is_chief)
     if self.is_chief:
       self.task.write_run_files(self.workdir, self.data)

@@ -189,3 +189,16 @@ def test_a_dangling_symlink_workdir_names_its_target(tmp_path):
   (tmp_path / "link").symlink_to(tmp_path / "gone")
   with pytest.raises(workdir_lib.WorkdirError, match="symbolic link to .*gone.*does not exist"):
     workdir_lib.Workdir(tmp_path / "link").prepare()
+
+
+def test_a_refused_resume_gives_the_run_back_to_other_processes(tmp_path):
+  config = config_lib.resolve(config_lib.load_file("configs/omniglot.py", REPO_ROOT),
+                              smoke=True)
+  config.model.encoder, config.model.decoder = "mlp", "mlp"
+  _write_config(tmp_path)  # Another model's run (the official networks).
+  from conftest import synthetic_image_data  # pylint: disable=g-import-not-at-top
+  with pytest.raises(workdir_lib.WorkdirMismatchError):
+    training.Trainer(config, str(tmp_path), synthetic_image_data())
+  probe = subprocess.run([sys.executable, "-c", _HOLD.format(root=str(REPO_ROOT)).replace(
+      "time.sleep(600)", ""), str(tmp_path)], capture_output=True, text=True, check=False)
+  assert probe.returncode == 0, probe.stderr[-500:]
