@@ -41,3 +41,15 @@ def test_docs_metrics_defines_every_metric_of_the_table():
   text = (REPO_ROOT / "docs" / "metrics.md").read_text()
   missing = [name for name in metric_table.METRICS if f"`{name}`" not in text]
   assert not missing, f"docs/metrics.md does not define {missing}"
+
+
+def test_every_test_robustness_md_cites_exists():
+  text = (REPO_ROOT / "docs" / "robustness.md").read_text()
+  cited, current = [], None
+  for file, name in re.findall(r"`(test_\w+\.py)?(?:::(\w+))?(?:\[\w+\])?`", text):
+    current = file or current
+    if name:
+      cited.append((current, name))
+  assert len(cited) > 20
+  for file, name in cited:
+    assert f"def {name}(" in (REPO_ROOT / "tests" / file).read_text(), f"{file}::{name}"
