@@ -43,9 +43,19 @@ def commit() -> str:
   return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def _portable(argument: str) -> str:
+  """`--flag=/abs/path` as a path relative to the current folder (the repository root, where
+  the benchmarks run), so that a command reads the same on every machine."""
+  flag, equals, value = argument.partition("=")
+  if equals and os.path.isabs(value) and os.path.exists(value):
+    return f"{flag}={os.path.relpath(value)}"
+  return argument
+
+
 def provenance() -> dict:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return {"command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+  command = [os.path.relpath(sys.argv[0]), *map(_portable, sys.argv[1:])]
+  return {"command": "python " + " ".join(command),
           "date": datetime.date.today().isoformat(), "commit": commit(),
           "machine": machine(), "tensorflow": tf.__version__}
 

@@ -27,6 +27,10 @@ DATASETS: dict[str, Dataset] = {}
 
 
 def register(dataset: Dataset) -> Dataset:
+  """Adds `dataset` to the table (ValueError when its name is taken or its modality is not
+  'image' or 'text'); returns it."""
+  if dataset.name in DATASETS:
+    raise ValueError(f"dataset {dataset.name!r} is already registered")
   if dataset.modality not in ("image", "text"):
     raise ValueError(f"dataset {dataset.name}: modality must be 'image' or 'text', got "
                      f"{dataset.modality!r}")

@@ -25,3 +25,10 @@ def test_a_new_measurement_replaces_its_row_and_keeps_the_others(tmp_path):
   page = render.render(tmp_path)
   assert "| skip_vae | 2 | [1] |" in page and "| vae | 3 | [1] |" in page
   assert f"{rows[0]['machine']['cpu']}" in page
+
+
+def test_a_recorded_command_names_paths_relative_to_where_it_ran(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "data").mkdir()
+  monkeypatch.setattr(sys, "argv", ["bench.py", f"--data_dir={tmp_path / 'data'}", "--n=3"])
+  assert record.provenance()["command"] == "python bench.py --data_dir=data --n=3"

@@ -374,7 +374,7 @@ _REFUSED = {
 def test_every_limit_of_every_signature_refuses_before_any_work(exported, tmp_path):
   """Through the loaded SavedModel in a fresh process: each request is refused with its
   named message (as `serving.refusal` reads it), and the refusals together raise the
-  process's peak RSS by less than 100 MB (padding the 2M-word line took 2 GB)."""
+  process's peak RSS by less than 100 MB (padding the 2M-word line would take gigabytes)."""
   out = tmp_path / "refusals.json"
   _checked([sys.executable, str(REPO_ROOT / "tests" / "serving_refusals.py"),
             str(exported.version), str(out)], timeout=600)

@@ -10,6 +10,7 @@ interval excludes zero.
 """
 
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -52,7 +53,8 @@ def run_records(study: spec_lib.Study, folder: pathlib.Path) -> list[dict]:
     evaluation = json.loads((workdir / runner.EVAL_FILE).read_text())
     records.append({"name": run.name, "group": run.group, "model": run.model,
                     "seed": run.seed, "knob_label": run.knob_label,
-                    "checkpoint": evaluation["checkpoint"],
+                    # Relative to the study folder, so that the report moves with it.
+                    "checkpoint": os.path.relpath(evaluation["checkpoint"], folder),
                     "num_examples": evaluation["num_examples"],
                     "metrics": evaluation["metrics"], "kl_per_dim": evaluation["kl_per_dim"],
                     "samples": evaluation.get("samples"), "units": evaluation["units"],
@@ -212,7 +214,8 @@ def markdown(study: spec_lib.Study, folder: pathlib.Path, records: list[dict], s
   """report.md: the study, its tables, figures and (text) sentences."""
   units = records[0]["units"]
   lines = [f"# Study {study.name}", "",
-           f"Command: `python bin/study.py --study={study.source} --folder={folder}`; "
+           f"Command: `python bin/study.py --study={study.source} --folder=FOLDER` (FOLDER: "
+           "the folder holding this report); "
            f"base config `{study.config.base}`{' (smoke)' if study.config.smoke else ''}, "
            f"{len(records)} of {len(study.runs())} runs, test split ({records[0]['num_examples']} examples), "
            f"IW-NLL with K={study.evaluation.iw_samples}. Units: {units}.", "",
@@ -223,7 +226,7 @@ def markdown(study: spec_lib.Study, folder: pathlib.Path, records: list[dict], s
            "Verdicts (from the 95% t intervals of the paired differences; a difference is "
            "called only when its interval excludes zero):", "",
            *(f"- {c['verdict']}" for c in summary["comparisons"]), "",
-           f"TensorBoard over every run: `tensorboard --logdir {folder / spec_lib.RUNS_FOLDER}`."]
+           f"TensorBoard over every run: `tensorboard --logdir FOLDER/{spec_lib.RUNS_FOLDER}`."]
   if figures:
     lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
   sentences = _sentences(records)
