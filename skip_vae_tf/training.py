@@ -68,11 +68,13 @@ class Trainer:
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str, data=None,
                allow_foreign_workdir: bool = False):
+    # The strategy comes first: multi-worker collectives must be configured before any
+    # TF op (data loading included) starts the runtime.
+    self.strategy = distribute.make_strategy(config.train.strategy)
     run = prepare.prepare_run(config, data)
     self.config, self.task, self.data = config, run.task, run.data
     self.workdir = workdir_lib.Workdir(workdir)
     logging.get_absl_logger().addFilter(_drop_tensorflow_info)
-    self.strategy = distribute.make_strategy(config.train.strategy)
     # Only the chief writes the run's files; other workers write their (identical)
     # checkpoints to a private folder and no summaries.
     self.is_chief = distribute.is_chief(self.strategy)
