@@ -16,9 +16,10 @@ from skip_vae_tf import cli
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to evaluate.", required=True)
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which weights.")
-_IW_SAMPLES = flags.DEFINE_integer("iw_samples", 500, "K for the importance-weighted NLL "
-                                   "(0 skips it).", lower_bound=0)
-_IW_CHUNK = flags.DEFINE_integer("iw_chunk", 0, "Importance samples per decoder call (the "
+_IW_SAMPLES = flags.DEFINE_integer("iw_samples", None, "K for the importance-weighted NLL "
+                                   "(0 skips it; default: the run's config.evals.iw_nll, "
+                                   "500).", lower_bound=0)
+_IW_CHUNK = flags.DEFINE_integer("iw_chunk", None, "Importance samples per decoder call (the "
                                  "decoder sees iw_chunk * batch_size examples at once; 0 = "
                                  "about 500 images or 64 sentences).", lower_bound=0)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 0, "Examples per batch (0 = the run's "
@@ -37,11 +38,11 @@ _JIT_COMPILE = flags.DEFINE_bool("jit_compile", True, "Compile the evaluation pa
 
 def evaluate() -> str:
   from skip_vae_tf import evaluation
-  result = evaluation.evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value,
-                                   _IW_SAMPLES.value, _IW_CHUNK.value, _BATCH_SIZE.value,
-                                   _DATA_DIR.value, _MAX_EXAMPLES.value,
-                                   precision_name=_PRECISION.value,
-                                   jit_compile=_JIT_COMPILE.value)
+  result = evaluation.evaluate_run(_WORKDIR.value, evaluation.EvaluationRequest(
+      split=_SPLIT.value, checkpoint=_CHECKPOINT.value, iw_samples=_IW_SAMPLES.value,
+      iw_chunk=_IW_CHUNK.value, batch_size=_BATCH_SIZE.value, data_dir=_DATA_DIR.value,
+      max_examples=_MAX_EXAMPLES.value, precision_name=_PRECISION.value,
+      jit_compile=_JIT_COMPILE.value))
   return evaluation.markdown_table(result)
 
 

@@ -41,8 +41,8 @@ _ENCODER_BATCHES_EPOCH_OFFSET = 1_000_000
 
 
 class AggressiveTraining:
-  """The schedule above as a training strategy the loop asks: `active` while aggressive,
-  `step(batch)` in place of a joint step, `after_validation` to end it. One optimizer
+  """The schedule above as an update schedule the loop asks (`update_schedules`): `step`
+  aggressive while `active`, joint afterwards; `after_validation` ends it. One optimizer
   serves both networks (He et al. keep one per network, which only changes Adam's bias
   correction). Its state (`checkpointed`) is saved with the run.
 
@@ -91,17 +91,23 @@ class AggressiveTraining:
     return float(stats["reconstruction_nll"] + self.kl_weight * stats["kl"])
 
   def step(self, batch) -> dict:
-    """Encoder updates to convergence, then a decoder-only step on `batch`; the stats of
-    the latter, with `encoder_updates` (how many the encoder took)."""
+    """While aggressive: encoder updates to convergence, then a decoder-only step on
+    `batch`; the stats of the latter, with `encoder_updates` (how many the encoder took).
+    Afterwards: a joint step."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if not self.is_active():
+      return self.train_step(batch)
     updates = encoder_updates(self.encoder_update, self.config.aggressive_max_steps,
                               self.config.aggressive_check_every)
     result = self.train_step(batch, self.apply_decoder)
     return {**result, "encoder_updates": tf.constant(float(updates))}
 
-  def after_validation(self, mutual_information: float, step: int) -> None:
-    """Ends aggressive training at the first validation whose MI falls."""
+  def after_validation(self, scalars: dict[str, float], step: int) -> None:
+    """Ends aggressive training at the first validation whose MI (`mi_aggregate`) falls."""
     from absl import logging  # pylint: disable=g-import-not-at-top
+    if not self.is_active():
+      return
+    mutual_information = scalars["mi_aggregate"]
     previous = float(self.last_mi.numpy())
     if not still_aggressive(mutual_information, previous):
       self.active.assign(False)

@@ -118,10 +118,24 @@ def _inference_defaults(model: ml_collections.ConfigDict) -> None:
   model.train_end_to_end = True
 
 
+def _eval_defaults() -> ml_collections.ConfigDict:
+  """The evaluators (skip_vae_tf/eval_registry.py): training validates with `posterior`;
+  bin/evaluate.py runs all three."""
+  evals = ml_collections.ConfigDict()
+  evals.posterior = {"type": "posterior", "during_training": True}
+  evals.linear_probe = {"type": "linear_probe", "during_training": False}
+  # K importance samples; `chunk` samples per decoder call (0 = about 500 images or 64
+  # sentences at once).
+  evals.iw_nll = {"type": "importance_weighted", "during_training": False,
+                  "num_samples": 500, "chunk": 0}
+  return evals
+
+
 def _seed_and_data(name: str) -> ml_collections.ConfigDict:
-  """A config holding the seed and the data section every dataset has."""
+  """A config holding the seed, the data section every dataset has and the evaluators."""
   config = ml_collections.ConfigDict()
   config.seed = 0
+  config.evals = _eval_defaults()
   config.data = ml_collections.ConfigDict()
   config.data.name = name
   # Where the raw files are; '' means $SKIP_VAE_DATA_DIR, else (images) the TFDS download route.

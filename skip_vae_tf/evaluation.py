@@ -1,11 +1,12 @@
 """Evaluating a trained run: restore its weights, run every evaluator, write the reports.
 
-`evaluate_run` is what bin/evaluate.py calls: ELBO terms, MI, active units and KL per
-dimension (`evaluators.PosteriorEvaluator`, with the linear probe where labels exist) and the
-importance-weighted NLL (`evaluators.ImportanceWeightedEvaluator`).
+`evaluate_run` is what bin/evaluate.py calls: the evaluators the run's `config.evals`
+declares (`eval_registry`; by default ELBO terms, MI, active units and KL per dimension, the
+linear probe where labels exist, and the importance-weighted NLL).
 Definitions and units: docs/metrics.md.
 """
 
+import dataclasses
 import json
 import time
 
@@ -13,6 +14,7 @@ from absl import logging
 import ml_collections
 import tensorflow as tf
 
+from skip_vae_tf import eval_registry
 from skip_vae_tf import evaluators
 from skip_vae_tf import metrics
 from skip_vae_tf import precision
@@ -40,20 +42,37 @@ def restore_model(workdir: workdir_lib.Workdir, checkpoint: str,
   return config, task, model, path
 
 
-def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
-                 iw_samples: int = 500, iw_chunk: int = 0, batch_size: int = 0,
-                 data_dir: str | None = None, max_examples: int = 0,
-                 num_samples: int = 0, precision_name: str | None = None,
-                 jit_compile: bool = True) -> dict:
-  """Every metric of docs/metrics.md for one split of a trained run.
+@dataclasses.dataclass(frozen=True)
+class EvaluationRequest:
+  """What to evaluate and how.
 
-  `batch_size` 0 means the run's train.eval_batch_size; `iw_chunk` 0 means decoder calls
-  of about 500 images or 64 sentences; `max_examples` (0 = all) caps the evaluated split.
-  `num_samples` > 0 adds `samples`: the first examples of the split, their decodes and
-  prior samples (`tasks.summary_decodes`, as the task's `samples_record`).
-  `precision_name` evaluates in another precision than the run's (`restore_model`).
-  `jit_compile` compiles the passes with XLA (`precision.use_xla`), whatever the run trained
-  with (evaluation's decoder passes gain from it where training steps do not).
+  split, checkpoint: the split and the run's 'best' or 'latest' weights.
+  iw_samples, iw_chunk: K and samples per decoder call of the run's `evals.iw_nll` entry
+    (None = the run's config; iw_samples 0 drops the entry).
+  batch_size: examples per batch (0 = the run's train.eval_batch_size).
+  data_dir: the raw data folder (None = the run's).
+  max_examples: evaluate the first N examples of the split (0 = all).
+  num_samples: > 0 adds `samples`: the first examples of the split, their decodes and
+    prior samples (`tasks.summary_decodes`, as the task's `samples_record`).
+  precision_name: evaluate in another precision than the run's (`restore_model`).
+  jit_compile: compile the passes with XLA (`precision.use_xla`), whatever the run trained
+    with (evaluation's decoder passes gain from it where training steps do not).
+  """
+  split: str = "test"
+  checkpoint: str = "best"
+  iw_samples: int | None = None
+  iw_chunk: int | None = None
+  batch_size: int = 0
+  data_dir: str | None = None
+  max_examples: int = 0
+  num_samples: int = 0
+  precision_name: str | None = None
+  jit_compile: bool = True
+
+
+def evaluate_run(workdir: str, request: EvaluationRequest = EvaluationRequest()) -> dict:
+  """Every metric of the run's `config.evals` (docs/metrics.md) for one split of a trained
+  run.
 
   Writes eval_<split>.json and eval_<split>.md into `workdir` and TensorBoard scalars
   under `eval/<split>/` in workdir/eval; returns the json content.
@@ -62,44 +81,51 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best",
   run.claim()
   try:
     run.check_writable()  # Before the work, not when the reports are written.
-    return _evaluate(run, split, checkpoint, iw_samples, iw_chunk, batch_size, data_dir,
-                     max_examples, num_samples, precision_name, jit_compile)
+    return _evaluate(run, request)
   finally:
     run.release()
 
 
-def _evaluate(run: workdir_lib.Workdir, split: str, checkpoint: str, iw_samples: int,
-              iw_chunk: int, batch_size: int, data_dir: str | None, max_examples: int,
-              num_samples: int, precision_name: str | None, jit_compile: bool) -> dict:
-  config, task, model, path = restore_model(run, checkpoint, precision_name)
-  if data_dir is not None:
-    config.data.data_dir = data_dir
-  if max_examples:
-    config.data["max_train_examples" if split == "train" else "max_eval_examples"] = max_examples
-  batch_size = batch_size or config.train.eval_batch_size
+def _apply_request(config: ml_collections.ConfigDict, request: EvaluationRequest) -> None:
+  """The request's data and importance-sampling settings in the run's config."""
+  if request.data_dir is not None:
+    config.data.data_dir = request.data_dir
+  if request.max_examples:
+    key = "max_train_examples" if request.split == "train" else "max_eval_examples"
+    config.data[key] = request.max_examples
+  if request.iw_samples == 0:
+    del config.evals["iw_nll"]
+  elif request.iw_samples is not None:
+    config.evals.iw_nll.num_samples = request.iw_samples
+  if request.iw_chunk is not None and "iw_nll" in config.evals:
+    config.evals.iw_nll.chunk = request.iw_chunk
+
+
+def _evaluate(run: workdir_lib.Workdir, request: EvaluationRequest) -> dict:
+  config, task, model, path = restore_model(run, request.checkpoint, request.precision_name)
+  _apply_request(config, request)
+  split = request.split
+  batch_size = request.batch_size or config.train.eval_batch_size
   data = task.load_data(config.data, config.seed)
   logging.info("Evaluating %s (%s) on %d %s examples", path, config.model.decoder,
                data.num_examples(split), split)
-  use_xla = precision.use_xla(config.train, jit_compile)
-  chosen = [evaluators.PosteriorEvaluator(model, tf.distribute.get_strategy(), batch_size,
-                                          config.train.mi_minibatch_size, use_xla,
-                                          linear_probe=True)]
-  if iw_samples:
-    chosen.append(evaluators.ImportanceWeightedEvaluator(
-        model, iw_samples, iw_chunk or max(1, task.iw_examples_per_call // batch_size),
-        batch_size, seed=config.seed, progress_every=10, jit_compile=use_xla))
+  context = eval_registry.EvalContext(
+      model, tf.distribute.get_strategy(), task, config, batch_size,
+      precision.use_xla(config.train, request.jit_compile), progress=True)
   start = time.time()
-  scalars, kl_per_dim = evaluators.collect(chosen, data, split, task)
+  scalars, kl_per_dim = evaluators.collect(eval_registry.build(config.evals, context), data,
+                                           split, task)
+  iw_entry = config.evals.get("iw_nll")
   result = {"workdir": str(run.path), "checkpoint": path, "split": split,
             "num_examples": data.num_examples(split), "dataset": config.data.name,
             "data_source": data.source, "seed": config.seed, "skip": bool(config.model.skip),
-            "iw_samples": iw_samples, "precision": config.train.precision,
-            "metrics": scalars,
+            "iw_samples": iw_entry.num_samples if iw_entry else 0,
+            "precision": config.train.precision, "metrics": scalars,
             "kl_per_dim": kl_per_dim.tolist(), "seconds": round(time.time() - start, 1),
             "units": task.units_note(config)}
-  if num_samples:
+  if request.num_samples:
     decodes = tasks.summary_decodes(tf.function(model.reconstruct_and_sample), data, split,
-                                    num_samples, config.seed)
+                                    request.num_samples, config.seed)
     result["samples"] = task.samples_record(*decodes)
   _write_reports(run, split, result)
   return result

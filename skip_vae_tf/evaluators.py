@@ -1,8 +1,9 @@
 """Dataset-level evaluators: each runs over one split and yields (name, value) pairs.
 
-Training validates with `PosteriorEvaluator`; bin/evaluate.py adds its linear probe and
-`ImportanceWeightedEvaluator`. A new metric or inference
-procedure is a new evaluator, not a change to the loop (big_vision's `evaluators/`).
+Which evaluators run is the config's (`config.evals`, built by `eval_registry`): training
+validates with `PosteriorEvaluator`; bin/evaluate.py adds `LinearProbeEvaluator` and
+`ImportanceWeightedEvaluator`. A new metric is a new evaluator, not a change to the loop
+(big_vision's `evaluators/`).
 Every example of a split counts exactly once, the last partial batch included.
 Definitions and units: docs/metrics.md.
 """
@@ -85,17 +86,13 @@ class PosteriorEvaluator:
     batch_size: global evaluation batch.
     mi_minibatch_size: minibatch of the He et al. MI protocol.
     jit_compile: compile the per-replica pass with XLA.
-    linear_probe: also yield `linear_probe_accuracy` of the posterior means (fit on the
-      train split's) where the split has labels; the split's own means come from the same
-      pass.
   """
 
   def __init__(self, model: vae_lib.VAE, strategy: tf.distribute.Strategy, batch_size: int,
-               mi_minibatch_size: int, jit_compile: bool, linear_probe: bool = False):
+               mi_minibatch_size: int, jit_compile: bool):
     self.strategy = strategy
     self.batch_size = batch_size
     self.mi_minibatch_size = mi_minibatch_size
-    self.linear_probe = linear_probe
     self._step = steps.make_eval_step(model, strategy, jit_compile)
 
   def outputs(self, data, split: str) -> dict[str, np.ndarray]:
@@ -137,11 +134,23 @@ class PosteriorEvaluator:
     yield from latent_metrics(outputs, self.mi_minibatch_size)
     if "amortized_negative_elbo" in outputs:
       yield from amortized_metrics(outputs, self.mi_minibatch_size)
+
+
+class LinearProbeEvaluator:
+  """`linear_probe_accuracy`: how well the posterior means (from `posterior`, a
+  `PosteriorEvaluator`) predict the labels, fit on the train split's; nothing for a split
+  without labels (text) or for the train split itself."""
+
+  def __init__(self, posterior: PosteriorEvaluator):
+    self.posterior = posterior
+
+  def run(self, data, split: str) -> Iterator[tuple[str, float]]:
     labels = data.labels(split)
-    if self.linear_probe and labels is not None and split != "train":
-      yield "linear_probe_accuracy", linear_probe_accuracy(
-          self.outputs(data, "train")["posterior_mean"], data.labels("train"),
-          outputs["posterior_mean"], labels)
+    if labels is None or split == "train":
+      return
+    yield "linear_probe_accuracy", linear_probe_accuracy(
+        self.posterior.outputs(data, "train")["posterior_mean"], data.labels("train"),
+        self.posterior.outputs(data, split)["posterior_mean"], labels)
 
 
 class ImportanceWeightedEvaluator:

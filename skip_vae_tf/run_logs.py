@@ -6,12 +6,15 @@ Only the chief writes; other workers get no-op writers. The periodic in-epoch ch
 """
 
 import functools
+import json
+import math
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from skip_vae_tf import evaluators
+from skip_vae_tf import metrics
 from skip_vae_tf import progress
 from skip_vae_tf import summaries
 from skip_vae_tf import tasks
@@ -38,6 +41,42 @@ class RunLogs:
                     for name in (workdir_lib.TRAIN_LOGS, workdir_lib.VALIDATION_LOGS,
                                  workdir_lib.CHECK_LOGS)}
     self._reconstruct_and_sample = tf.function(model.reconstruct_and_sample)
+
+  def start(self, step: int, model, total_steps: int, steps_per_epoch: int,
+            replicas: int) -> None:
+    """The opening lines of a run (from `step`), and on a new run (step 0) its
+    hyperparameters, data source and config as TensorBoard text."""
+    if step == 0 and self.is_chief:
+      summaries.write_run_info(self.workdir.summary_writer(),
+                               tasks.hparams(self.task, self.config),
+                               {"data_source": self.data.source,
+                                "config": "```\n" + self.config.to_json_best_effort(indent=2)
+                                          + "\n```"})
+    logging.info("Data: %s", self.data.source)
+    logging.info(metrics.MI_NOTE)
+    logging.info("%s: %d parameters; %d steps of batch %d (%d per epoch) on %d replica(s)",
+                 model.name, model.count_params(), total_steps, self.config.train.batch_size,
+                 steps_per_epoch, replicas)
+
+  def progress(self, step: int, window: progress.Window, total_steps: int,
+               steps_per_epoch: int, counters: dict[str, float]) -> None:
+    """A log line: the `window`'s means and rates with the loop's `counters` (KL weight,
+    learning rate, skipped steps) as train scalars, and a progress line with its ETA."""
+    scalars = self.task.derived_scalars(window.means())
+    scalars.update(window.rates(), **counters)
+    self.train(step, scalars)
+    rate = scalars.get("examples_per_sec", 0.0)
+    eta = (total_steps - step) * self.config.train.batch_size / rate if rate else math.inf
+    epoch = (step - 1) // steps_per_epoch + 1
+    logging.info(progress.format_line(step, total_steps, epoch, scalars, eta))
+
+  def final(self, result: dict) -> None:
+    """The run's final metrics (`Trainer` result) into metrics.json (chief) and the log."""
+    if self.is_chief:
+      self.workdir.write_text(workdir_lib.METRICS_FILE, json.dumps(result, indent=2))
+    logging.info("test at best checkpoint: %s; wrote %s",
+                 ", ".join(f"{k} {v:.4g}" for k, v in result["test"].items()),
+                 self.workdir / workdir_lib.METRICS_FILE)
 
   def train(self, step: int, scalars: dict[str, float]) -> None:
     """A log line's train scalars."""

@@ -147,3 +147,33 @@ def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy, jit_com
     return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
 
   return eval_step
+
+
+class GuardedStep:
+  """A training step whose update is skipped when its gradient norm is not finite.
+
+  `step(batch, apply_step=None)` runs `gradient_step` on a distributed global batch and,
+  when finite, `apply_step` (default: the update of all variables); it returns the
+  gradient step's stats (mean loss terms in nats per example, minibatch MI, gradient norm,
+  `finite`). A skipped step adds one to `skipped_steps` and leaves the weights, optimizer
+  state and batch-norm statistics as they were: the statistics change in the forward pass
+  itself, so a skipped step puts them back, or one NaN batch would poison every later
+  evaluation and checkpoint.
+  """
+
+  def __init__(self, model: keras.Model, gradient_step, apply_step, skipped_steps: tf.Variable):
+    self._gradient_step, self._apply_step = gradient_step, apply_step
+    self.skipped_steps = skipped_steps
+    self._moving_statistics = [v for v in model.non_trainable_variables
+                               if v.dtype in ("float32", "float64")]
+
+  def __call__(self, batch, apply_step=None) -> dict[str, tf.Tensor]:
+    statistics = [tf.identity(v.value) for v in self._moving_statistics]
+    stats, grads = self._gradient_step(batch)
+    if bool(stats["finite"]):
+      (apply_step or self._apply_step)(grads)
+    else:
+      self.skipped_steps.assign_add(1)
+      for variable, value in zip(self._moving_statistics, statistics):
+        variable.assign(value)
+    return stats

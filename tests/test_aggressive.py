@@ -81,7 +81,7 @@ def test_training_alternates_until_validation_mi_falls_and_checks_inside_epochs(
   trainer = training.Trainer(config, str(tmp_path), synthetic_image_data())
   decoder_before = [v.numpy() for v in trainer.model.decoder.trainable_variables]
   encoder_before = [v.numpy() for v in trainer.model.encoder.trainable_variables]
-  trainer.aggressive.encoder_update()
+  trainer.updates.encoder_update()
   assert all(np.array_equal(a, v.numpy())
              for a, v in zip(decoder_before, trainer.model.decoder.trainable_variables))
   assert not all(np.array_equal(a, v.numpy())
@@ -97,7 +97,7 @@ def test_training_alternates_until_validation_mi_falls_and_checks_inside_epochs(
   end = (falls[0] + 1) * steps_per_epoch if falls else len(train)
   assert all(2 <= r["encoder_updates"] <= 6 for r in train[:end])
   assert all("encoder_updates" not in r for r in train[end:])
-  assert trainer.aggressive.is_active() == (not falls)
+  assert trainer.updates.is_active() == (not falls)
   # The periodic check: a fixed validation subset every 3 steps but at validations.
   checks = [r for r in records if r["split"] == "validation_subset"]
   assert [r["step"] for r in checks] == [s for s in range(3, 3 * steps_per_epoch + 1, 3)

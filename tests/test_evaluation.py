@@ -56,8 +56,8 @@ def test_evaluate_writes_reports_and_tensorboard(trained, data_dir, cache_dir):
 
 def test_restored_weights_reproduce_the_training_metrics(trained, data_dir, cache_dir):
   """KL does not depend on the posterior sample: it must equal the value training reported."""
-  report = evaluation.evaluate_run(str(trained), "validation", "best", iw_samples=0,
-                                   batch_size=37, data_dir=str(data_dir))
+  report = evaluation.evaluate_run(str(trained), evaluation.EvaluationRequest(
+      "validation", "best", iw_samples=0, batch_size=37, data_dir=str(data_dir)))
   training_metrics = json.loads((trained / "metrics.json").read_text())["validation"]
   assert report["metrics"]["kl"] == pytest.approx(training_metrics["kl"], rel=1e-5)
   assert (report["metrics"]["active_units_cov_ge_0.01"]
@@ -65,8 +65,8 @@ def test_restored_weights_reproduce_the_training_metrics(trained, data_dir, cach
 
 
 def test_results_do_not_depend_on_the_batch_size(trained, data_dir):
-  reports = [evaluation.evaluate_run(str(trained), "test", iw_samples=6, iw_chunk=3,
-                                     batch_size=size, data_dir=str(data_dir))
+  reports = [evaluation.evaluate_run(str(trained), evaluation.EvaluationRequest(
+      "test", iw_samples=6, iw_chunk=3, batch_size=size, data_dir=str(data_dir)))
              for size in (128, 50)]
   first, second = (r["metrics"] for r in reports)
   assert first["kl"] == pytest.approx(second["kl"], rel=1e-5)

@@ -48,8 +48,8 @@ def _make_run(workdir: pathlib.Path, dataset: str, skip: bool, data_dir, cache_d
   config.model.skip = skip
   config.data.data_dir, config.data.cache_dir = str(data_dir), str(cache_dir)
   trainer = training.Trainer(config, str(workdir))
-  trainer.latest_manager.save(checkpoint_number=0)
-  trainer.best_manager.save(checkpoint_number=0)
+  trainer.state.latest.save(checkpoint_number=0)
+  trainer.state.best.save(checkpoint_number=0)
   trainer.workdir.release()  # Other processes (bin/export.py) use the run next.
 
 

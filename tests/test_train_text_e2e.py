@@ -105,8 +105,8 @@ def test_evaluate_reports_per_word_metrics_for_text(ptb_run, data_dir, cache_dir
 
 def test_text_evaluation_is_in_stored_order_whatever_the_batch_size(ptb_run, data_dir):
   workdir, _ = ptb_run
-  reports = [evaluation.evaluate_run(str(workdir), "validation", iw_samples=0,
-                                     batch_size=size, data_dir=str(data_dir))
+  reports = [evaluation.evaluate_run(str(workdir), evaluation.EvaluationRequest(
+      "validation", iw_samples=0, batch_size=size, data_dir=str(data_dir)))
              for size in (128, 7)]
   first, second = (r["metrics"] for r in reports)
   for name in ("kl", "words_per_sentence", "active_units_cov_ge_0.01"):

@@ -23,9 +23,9 @@ def test_evaluation_covers_every_example_whatever_the_batch_size(trainer):
   images = trainer.data.validation  # 128 examples: partial last batches below.
   results = []
   for batch_size in (100, 64, 7):
-    trainer.evaluator.batch_size = batch_size
+    trainer.evaluators[0].batch_size = batch_size
     results.append(trainer.evaluate("validation"))
-  trainer.evaluator.batch_size = 64
+  trainer.evaluators[0].batch_size = 64
   # KL and active units do not depend on the posterior sample: equal across batch sizes.
   for scalars, kl_per_dim in results[1:]:
     assert scalars["kl"] == pytest.approx(results[0][0]["kl"], rel=1e-6)
@@ -41,14 +41,14 @@ def test_non_finite_step_skips_the_update(trainer):
   weights = [v.numpy() for v in trainer.model.trainable_variables]
   iterations = int(trainer.optimizer.iterations.numpy())
   poisoned = tf.tensor_scatter_nd_update(batch, [[0, 0, 0, 0]], [np.nan])
-  skipped = int(trainer.skipped_steps.numpy())
+  skipped = int(trainer.state.skipped_steps.numpy())
   statistics = [v.numpy() for v in trainer.model.non_trainable_variables]
   stats = trainer.train_step(poisoned)
   assert not bool(stats["finite"])
   for before, variable in zip(statistics, trainer.model.non_trainable_variables):
     if "moving" in variable.path:  # Batch-norm statistics: the forward pass updated them.
       np.testing.assert_array_equal(before, variable.numpy())
-  assert int(trainer.skipped_steps.numpy()) == skipped + 1
+  assert int(trainer.state.skipped_steps.numpy()) == skipped + 1
   assert int(trainer.optimizer.iterations.numpy()) == iterations
   for before, variable in zip(weights, trainer.model.trainable_variables):
     np.testing.assert_array_equal(before, variable.numpy())

@@ -96,9 +96,9 @@ def _run_one(study: spec_lib.Study, folder: pathlib.Path, run: spec_lib.Run) -> 
     training.train_and_evaluate(study.run_config(run), str(workdir))
     keras.backend.clear_session()
   if not is_evaluated(study, folder, run):
-    evaluation.evaluate_run(str(workdir), "test", "best", study.evaluation.iw_samples,
-                            max_examples=study.evaluation.max_examples,
-                            num_samples=study.evaluation.num_samples)
+    evaluation.evaluate_run(str(workdir), evaluation.EvaluationRequest(
+        iw_samples=study.evaluation.iw_samples, max_examples=study.evaluation.max_examples,
+        num_samples=study.evaluation.num_samples))
     keras.backend.clear_session()
 
 
