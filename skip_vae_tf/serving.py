@@ -30,6 +30,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from skip_vae_tf import metrics
+from skip_vae_tf import serving_adapters
 from skip_vae_tf import tasks
 from skip_vae_tf.models import vae as vae_lib
 
@@ -82,21 +83,23 @@ def _at_most(tensor: tf.Tensor, count: tf.Tensor, limit: int, what: str, flag: s
   """`tensor`, once `count` <= `limit` (else one error naming `what` and the flag)."""
   message = tf.strings.format(f"{what} {{}} exceeds the export limit of {limit} per "
                               f"request (bin/export.py --{flag})", count)
-  return tasks.passed_only_if(count <= limit, tensor, message)
+  return serving_adapters.passed_only_if(count <= limit, tensor, message)
 
 
 def _check_latents(z: tf.Tensor, latent_dim: int, limits: Limits) -> tf.Tensor:
-  z = tasks.check_shape(z, "z", [None, latent_dim], f"[batch, {latent_dim}] float32")
+  z = serving_adapters.check_shape(z, "z", [None, latent_dim],
+                                   f"[batch, {latent_dim}] float32")
   z = _at_most(z, tf.shape(z)[0], limits.max_decodes, "input z: the batch of",
                "max_decodes")
-  return tf.debugging.assert_all_finite(tasks.check_not_empty(z, "z"), "input z must be finite")
+  return tf.debugging.assert_all_finite(serving_adapters.check_not_empty(z, "z"),
+                                        "input z must be finite")
 
 
 def _check_num_samples(num_samples: tf.Tensor, limits: Limits) -> tf.Tensor:
-  num_samples = tasks.check_shape(num_samples, "num_samples", [], "a scalar int32")
+  num_samples = serving_adapters.check_shape(num_samples, "num_samples", [], "a scalar int32")
   num_samples = _at_most(num_samples, num_samples, limits.max_decodes, "input num_samples",
                          "max_decodes")
-  return tasks.passed_only_if(num_samples >= 1, num_samples,
+  return serving_adapters.passed_only_if(num_samples >= 1, num_samples,
                               tf.constant("input num_samples must be >= 1"))
 
 
@@ -106,8 +109,9 @@ class Signatures:
 
   Attributes:
     model: the trained VAE.
-    task: the run's `tasks.ImageTask` or `tasks.TextTask` (with its vocabulary): it turns
-      signature inputs into model inputs and decoder outputs into signature outputs.
+    task: the run's `tasks.ImageTask` or `tasks.TextTask` (with its vocabulary); its
+      serving adapter (`serving_adapters.for_task`) turns signature inputs into model inputs
+      and decoder outputs into signature outputs.
     iw_samples: K, importance samples per example in `score`.
     score_seed: seeds the K standard-normal draws `score` shares across examples.
     limits: what one request may ask for.
@@ -122,18 +126,20 @@ class Signatures:
     if self.iw_samples < 1:
       raise ValueError(f"iw_samples must be >= 1, got {self.iw_samples}")
     self.latent_dim = self.model.latent_dim
+    self.adapter = serving_adapters.for_task(self.task)
 
   def input_signatures(self) -> dict[str, list[tf.TensorSpec]]:
     """{signature name: input_signature} for `keras.export.ExportArchive.add_endpoint`."""
-    # Shapes are left open and checked in the graph, naming the input (tasks.check_shape).
-    encode = [self.task.serving_input_spec(), tf.TensorSpec(None, tf.int64, name="seed")]
+    # Shapes are left open and checked in the graph, naming the input
+    # (serving_adapters.check_shape).
+    encode = [self.adapter.input_spec(), tf.TensorSpec(None, tf.int64, name="seed")]
     return {
         "serving_default": encode,
         "encode": encode,
         "decode": [tf.TensorSpec(None, tf.float32, name="z")],
         "sample": [tf.TensorSpec(None, tf.int32, name="num_samples"),
                    tf.TensorSpec(None, tf.int64, name="seed")],
-        "score": [self.task.serving_input_spec()],
+        "score": [self.adapter.input_spec()],
     }
 
   def functions(self) -> dict[str, callable]:
@@ -144,13 +150,13 @@ class Signatures:
 
   def _model_inputs(self, x: tf.Tensor) -> tf.Tensor:
     """The task's checked model inputs, within the batch (and sentence length) limits."""
-    return self.task.serving_model_inputs(x, self._within_limits)
+    return self.adapter.model_inputs(x, self._within_limits)
 
   def _within_limits(self, tensor: tf.Tensor, batch: tf.Tensor,
                      longest: tf.Tensor | None = None) -> tf.Tensor:
     """`tensor` once a request of `batch` examples (text: the `longest` sentence in words)
     is within `limits`."""
-    name = self.task.serving_input_spec().name
+    name = self.adapter.input_spec().name
     tensor = _at_most(tensor, batch, self.limits.max_batch, f"input {name}: the batch of",
                       "max_batch")
     if longest is not None:  # Tokens per sentence: <s>, the words, </s>.
@@ -166,8 +172,9 @@ class Signatures:
   def encode(self, x: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """q(z|x): mean, stddev and z = mean + stddev * eps, eps ~ N(0, I) drawn from seed[b]."""
     posterior = self.model.encoder(self._model_inputs(x), training=False).distribution
-    seed = tasks.check_shape(seed, "seed", [None], "[batch] int64, one per example")
-    seed = tasks.passed_only_if(
+    seed = serving_adapters.check_shape(seed, "seed", [None],
+                                        "[batch] int64, one per example")
+    seed = serving_adapters.passed_only_if(
         tf.equal(tf.shape(seed)[0], tf.shape(posterior.loc)[0]), seed,
         tf.constant("input seed must hold one int64 per example of the first input"))
     noise = tf.map_fn(
@@ -179,18 +186,18 @@ class Signatures:
 
   def decode(self, z: tf.Tensor) -> dict[str, tf.Tensor]:
     """Greedy decoding of z: the autoregressive loop runs inside the graph."""
-    return self.task.serving_decode(self.model.decoder,
+    return self.adapter.decode(self.model.decoder,
                                     _check_latents(z, self.latent_dim, self.limits))
 
   def sample(self, num_samples: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     """num_samples draws z ~ p(z), x ~ p(x|z), all from `seed`."""
     num_samples = _check_num_samples(num_samples, self.limits)
-    seed = tasks.check_shape(seed, "seed", [], "a scalar int64")
+    seed = serving_adapters.check_shape(seed, "seed", [], "a scalar int64")
     z = tf.random.stateless_normal([num_samples, self.latent_dim],
                                    tf.stack([seed, tf.constant(_PRIOR_STREAM, tf.int64)]))
     samples = self.model.decoder.sample(
         z, tf.stack([seed, tf.constant(_DECODER_STREAM, tf.int64)]))
-    return self.task.serving_samples(samples)
+    return self.adapter.samples(samples)
 
   def score_noise(self) -> tf.Tensor:
     """(K, 1, D) the standard-normal draws eps_k that `score` uses for every example."""
@@ -220,7 +227,7 @@ class Signatures:
     iw_nll = math.log(self.iw_samples) - tf.reduce_logsumexp(log_weights, axis=0)
     scores = {"negative_elbo": reconstruction_nll + kl, "reconstruction_nll": reconstruction_nll,
               "kl": kl, "iw_nll": tf.cast(iw_nll, tf.float32)}
-    scores.update(self.task.serving_score_counts(inputs))
+    scores.update(self.adapter.score_counts(inputs))
     return scores
 
 
@@ -233,7 +240,7 @@ def export_archive(signatures: Signatures) -> tuple[keras.export.ExportArchive,
   model turns a rounding difference into another word)."""
   archive = keras.export.ExportArchive()
   archive.track(signatures.model)
-  for resource in signatures.task.serving_resources():
+  for resource in signatures.adapter.resources():
     archive.track(resource)
   specs, functions = signatures.input_signatures(), signatures.functions()
   endpoints = {name: archive.add_endpoint(name, functions[name], input_signature=specs[name])
@@ -243,9 +250,9 @@ def export_archive(signatures: Signatures) -> tuple[keras.export.ExportArchive,
 
 def example_inputs(signatures: Signatures, batch: int = 2) -> dict[str, dict[str, np.ndarray]]:
   """Small valid inputs for every signature: for smoke checks and the docs' examples."""
-  x = signatures.task.serving_example_x(batch)
+  x = signatures.adapter.example_x(batch)
   z = np.random.default_rng(1).standard_normal((batch, signatures.latent_dim)).astype(np.float32)
-  name = signatures.task.serving_input_spec().name
+  name = signatures.adapter.input_spec().name
   encode = {name: x, "seed": np.arange(batch, dtype=np.int64)}
   return {"serving_default": encode, "encode": encode, "decode": {"z": z},
           "sample": {"num_samples": np.int32(batch), "seed": np.int64(0)},

@@ -40,21 +40,11 @@ def _replica_gradients(model: keras.Model, kl_weight: tf.Variable, global_batch:
   """A per-replica function x -> (term sums, minibatch MI, global grad norm, the
   all-reduced gradient)."""
 
-  def terms_and_gradients(x):
-    if model.refinement is not None and model.refinement.steps:
-      # Semi-amortized: memory O(1) in the refinement steps (VAE.semi_amortized_gradients).
-      return model.semi_amortized_gradients(x, kl_weight, 1.0 / global_batch, loss_fn)
-    with tf.GradientTape() as tape:
-      terms = model(x, training=True, kl_weight=kl_weight)
-      loss = tf.nn.compute_average_loss(loss_fn(terms, kl_weight),
-                                        global_batch_size=global_batch)
-    return terms, tape.gradient(loss, model.trainable_variables)
-
-  # Not XLA for semi-amortized models: XLA schedules the recomputed refinement steps
-  # together (16 GB at the default image config) and takes minutes to compile them.
-  @tf.function(jit_compile=jit_compile and model.refinement is None)
+  # The model's inference says how its gradients are computed and whether XLA may
+  # compile them (models/inference.py).
+  @tf.function(jit_compile=jit_compile and model.inference.compiles_with_xla)
   def local_gradients(x):
-    terms, grads = terms_and_gradients(x)
+    terms, grads = model.terms_and_gradients(x, kl_weight, 1.0 / global_batch, loss_fn)
     sums = {name: tf.reduce_sum(terms[name]) for name in _STEP_TERMS if name in terms}
     mutual_information = metrics.minibatch_mutual_information(
         terms["posterior_mean"], terms["posterior_log_variance"], terms["z"])
@@ -134,9 +124,9 @@ def make_eval_step(model: keras.Model, strategy: tf.distribute.Strategy, jit_com
   """A tf.function: distributed batch -> {key: (B, ...)} of EVAL_OUTPUTS, gathered."""
 
   # XLA cannot place the replicas' variables of a multi-device eval (TF known issue); nor
-  # is it used for semi-amortized models (see make_train_step).
+  # is it used where the model's inference says so.
   @tf.function(jit_compile=(jit_compile and strategy.num_replicas_in_sync == 1
-                            and model.refinement is None))
+                            and model.inference.compiles_with_xla))
   def replica_outputs(batch):
     terms = model(batch, training=False)
     return {k: terms[k] for k in EVAL_OUTPUTS if k in terms}

@@ -1,11 +1,13 @@
 """What differs between image and text runs, in one object per modality.
 
-The training loop, evaluation and serving are written once; where images and text differ
-(data, networks, per-word figures, summaries, IW chunk size, serving inputs and outputs)
-they call the run's task: `ImageTask` or `TextTask`, chosen by `for_config`.
+The training loop, evaluation and studies are written once; where images and text differ
+(data, networks, per-word figures, summaries, IW chunk size) they call the run's task, a
+`Task`: `ImageTask` or `TextTask`, chosen by `for_config`. Serving's differences are the
+tasks' serving adapters (`skip_vae_tf.serving_adapters`).
 """
 
 import math
+import typing
 
 import ml_collections
 import numpy as np
@@ -20,6 +22,7 @@ from skip_vae_tf.data import files
 from skip_vae_tf.data import images
 from skip_vae_tf.data import text as text_data
 from skip_vae_tf.models import image_networks
+from skip_vae_tf.models import inference
 from skip_vae_tf.models import refinement
 from skip_vae_tf.models import text as text_models
 from skip_vae_tf.models import vae as vae_lib
@@ -29,55 +32,55 @@ _UNITS = ("nats per example; definitions in docs/metrics.md (mi_minibatch_he2019
           "minibatches of {mi_minibatch_size})")
 
 
-def check_not_empty(tensor: tf.Tensor, name: str) -> tf.Tensor:
-  """`tensor` once its batch holds at least one example (`passed_only_if`)."""
-  return passed_only_if(tf.shape(tensor)[0] > 0, tensor,
-                        tf.constant(f"input {name} must hold at least one example"))
-
-
-def check_shape(tensor: tf.Tensor, name: str, expected: list[int | None],
-                description: str) -> tf.Tensor:
-  """`tensor` after an in-graph check that its rank is len(`expected`) and each of its
-  known sizes (None = any) matches; otherwise an InvalidArgumentError whose message ends
-  "input <name> must be <description>, got shape [...]" (`passed_only_if`). Returned with
-  that static shape. Serving signatures take inputs of any shape and check them here, so
-  that a wrong one is named (a fixed signature shape is not checked by every loader)."""
-  known = [axis for axis, size in enumerate(expected) if size is not None]
-  padded = tf.concat([tf.shape(tensor), tf.zeros([len(expected)], tf.int32)], axis=0)
-  ok = tf.logical_and(
-      tf.equal(tf.rank(tensor), len(expected)),
-      tf.reduce_all(tf.equal(tf.gather(padded, tf.constant(known, tf.int32)),
-                              tf.constant([expected[a] for a in known], tf.int32))))
-  message = tf.strings.format(f"input {name} must be {description}, got shape {{}}",
-                              tf.shape(tensor), summarize=-1)
-  return tf.ensure_shape(passed_only_if(ok, tensor, message), expected)
-
-
-def passed_only_if(ok: tf.Tensor, tensor: tf.Tensor, message: tf.Tensor) -> tf.Tensor:
-  """`tensor`, passed on only once the scalar `ok` is known true; otherwise an
-  InvalidArgumentError whose message starts "assertion failed: [<message>]" (the first
-  line TF Serving returns to a client; `serving.refusal`).
-
-  The value flows through the branch that checks, so no op that uses it (whose own error
-  would win) runs before. The refusing branch returns an empty tensor of another shape, so
-  that graph optimizers cannot give the passed value the input's symbolic shape: they would
-  then fold `ok` from what the ops downstream assume (a rank, a batch size) to true.
-  """
-  def refuse():
-    with tf.control_dependencies([tf.debugging.Assert(ok, [message], summarize=1)]):
-      return tf.zeros(tf.zeros([tf.rank(tensor)], tf.int32), tensor.dtype)
-  return tf.cond(ok, lambda: tf.identity(tensor), refuse)
-
-
-def refinement_from_config(model_config: ml_collections.ConfigDict
-                           ) -> refinement.Refinement | None:
-  """The SA-VAE refinement of a semi-amortized model config, else None (amortized)."""
+def inference_from_config(model_config: ml_collections.ConfigDict
+                          ) -> inference.Amortized:
+  """The inference of a model config: `inference.Amortized`, or `inference.SemiAmortized`
+  with the config's SA-VAE refinement."""
   if model_config.get("inference", "amortized") == "amortized":
-    return None
-  return refinement.Refinement(
+    return inference.Amortized()
+  return inference.SemiAmortized(refinement.Refinement(
       steps=model_config.svi_steps, learning_rates=tuple(model_config.svi_learning_rates),
       momentum=model_config.svi_momentum, max_grad_norm=model_config.svi_max_grad_norm,
-      end_to_end=model_config.train_end_to_end)
+      end_to_end=model_config.train_end_to_end))
+
+
+@typing.runtime_checkable
+class Task(typing.Protocol):
+  """What a modality gives training, evaluation and studies; `ImageTask` and `TextTask`
+  implement it (serving's side is `serving_adapters`)."""
+
+  # Importance samples x examples per decoder call in the IW-NLL.
+  iw_examples_per_call: int
+
+  def load_data(self, data_config: ml_collections.ConfigDict, seed: int):
+    """The dataset of `data_config` (`skip_vae_tf.data.datasets` interface)."""
+
+  def adapt_config(self, config: ml_collections.ConfigDict, data) -> None:
+    """Sets what the config takes from the data (text: the vocabulary size)."""
+
+  def write_run_files(self, workdir, data) -> None:
+    """Files a run writes beside its config (text: the vocabulary)."""
+
+  def restore_run_files(self, workdir, config: ml_collections.ConfigDict) -> None:
+    """Reads back what `write_run_files` wrote, for evaluation and export."""
+
+  def build_model(self, model_config: ml_collections.ConfigDict) -> vae_lib.VAE:
+    """A VAE from the config's `model` section, its variables created."""
+
+  def derived_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
+    """Scalars with the figures derived from per-example means (text: per word)."""
+
+  def units_note(self, config: ml_collections.ConfigDict) -> str:
+    """What the numbers of a run's reports are measured in."""
+
+  def hparams(self, model_config: ml_collections.ConfigDict) -> dict:
+    """The modality's own knobs in the HParams dashboard."""
+
+  def write_samples(self, writer, originals, reconstructions, samples, step: int) -> None:
+    """Examples, their decodes and prior samples into TensorBoard."""
+
+  def samples_record(self, originals, reconstructions, samples) -> dict[str, list]:
+    """The same as JSON lists, for reports."""
 
 
 class ImageTask:
@@ -109,7 +112,7 @@ class ImageTask:
     encoder = image_networks.build(image_networks.ENCODERS, "encoder", m, shape)
     decoder = image_networks.build(image_networks.DECODERS, "decoder", m, shape)
     return vae_lib.build_vae(encoder, decoder, m.latent_dim, m.skip, tf.zeros([1, *shape]),
-                             refinement_from_config(m))
+                             inference_from_config(m))
 
   def derived_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
     """Figures derived from per-example means (none for images)."""
@@ -134,45 +137,6 @@ class ImageTask:
     return {"originals": as_lists(originals), "reconstructions": as_lists(reconstructions),
             "prior_samples": as_lists(samples)}
 
-  # ---- serving -------------------------------------------------------------------------
-
-  def serving_input_spec(self) -> tf.TensorSpec:
-    """Any shape: `serving_model_inputs` checks it, naming the input."""
-    return tf.TensorSpec(None, tf.float32, name="x")
-
-  def serving_model_inputs(self, x: tf.Tensor, within_limits) -> tf.Tensor:
-    """Signature input -> model input: its shape checked to be [batch, 28, 28, 1], its
-    batch by `within_limits(x, batch)` and its pixel values to lie in [0, 1]."""
-    x = check_shape(x, "x", [None, *self.image_shape],
-                    f"[batch, {', '.join(map(str, self.image_shape))}] float32 in [0, 1]")
-    x = within_limits(check_not_empty(x, "x"), tf.shape(x)[0])
-    with tf.control_dependencies([
-        tf.debugging.assert_greater_equal(x, 0.0, message="input x must hold pixel values in "
-                                          "[0, 1] (a value is below 0 or NaN)"),
-        tf.debugging.assert_less_equal(x, 1.0, message="input x must hold pixel values in "
-                                       "[0, 1] (a value is above 1 or NaN)")]):
-      return tf.identity(x)
-
-  def serving_decode(self, decoder, z: tf.Tensor) -> dict[str, tf.Tensor]:
-    probabilities, decoded = decoder.greedy(z)
-    return {"probabilities": probabilities, "images": decoded}
-
-  def serving_samples(self, samples: tf.Tensor) -> dict[str, tf.Tensor]:
-    return {"images": samples}
-
-  def serving_score_counts(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-    del inputs
-    return {}
-
-  def serving_resources(self) -> list:
-    """Objects the SavedModel must track beside the model (none for images)."""
-    return []
-
-  def serving_example_x(self, batch: int) -> np.ndarray:
-    return (np.random.default_rng(0).uniform(size=(batch, *self.image_shape)) < 0.3).astype(
-        np.float32)
-
-
 class TextTask:
   """Sentences of token ids: LSTM encoder and decoder, per-word figures, text summaries.
 
@@ -183,7 +147,6 @@ class TextTask:
 
   def __init__(self, vocabulary: vocab.Vocabulary | None = None):
     self.vocabulary = vocabulary
-    self._table = None  # The serving signatures' lookup table, made once.
 
   def load_data(self, data_config: ml_collections.ConfigDict,
                 seed: int) -> text_data.TextDataset:
@@ -216,15 +179,15 @@ class TextTask:
                                       **common)
     # Semi-amortized inference differentiates through the likelihood's gradients: its
     # decoder keeps the twice-differentiable softmax and LSTM gradients.
-    twice_differentiable = model_config.inference == "semi_amortized"
+    model_inference = inference_from_config(model_config)
+    twice_differentiable = model_inference.needs_second_derivative
     decoder = text_models.LSTMDecoder(
         hidden=model_config.decoder_hidden, skip=model_config.skip,
         dropout=model_config.decoder_dropout, max_decode_length=model_config.max_decode_length,
         softmax_chunk=0 if twice_differentiable else model_config.softmax_chunk,
         twice_differentiable=twice_differentiable, name="decoder", **common)
     return vae_lib.build_vae(encoder, decoder, model_config.latent_dim, model_config.skip,
-                             tf.constant([[vocab.BOS_ID, vocab.EOS_ID]]),
-                             refinement_from_config(model_config))
+                             tf.constant([[vocab.BOS_ID, vocab.EOS_ID]]), model_inference)
 
   def derived_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
     """Adds the per-word figures to per-sentence means.
@@ -269,50 +232,9 @@ class TextTask:
     return {"originals": to_text(originals), "reconstructions": to_text(reconstructions),
             "prior_samples": to_text(samples)}
 
-  # ---- serving -------------------------------------------------------------------------
-
-  def serving_input_spec(self) -> tf.TensorSpec:
-    """Any shape: `serving_model_inputs` checks it, naming the input."""
-    return tf.TensorSpec(None, tf.string, name="text")
-
-  def serving_model_inputs(self, x: tf.Tensor, within_limits) -> tf.Tensor:
-    """(B,) strings -> (B, L) int32 padded ids, tokenized in the graph. The words are
-    counted before anything is split or padded (`within_limits(x, batch, longest)`), so a
-    refused request costs about its own bytes."""
-    x = check_not_empty(check_shape(x, "text", [None], "[batch] strings, one sentence each"),
-                        "text")
-    x = within_limits(x, tf.size(x), tf.reduce_max(vocab.word_counts(x)))
-    return vocab.token_ids(x, self._lookup_table()).to_tensor(default_value=vocab.PAD_ID)
-
-  def serving_decode(self, decoder, z: tf.Tensor) -> dict[str, tf.Tensor]:
-    return self.serving_samples(decoder.greedy(z))
-
-  def serving_samples(self, tokens: tf.Tensor) -> dict[str, tf.Tensor]:
-    return {"text": vocab.ids_to_text(tokens, tf.constant(self.vocabulary.tokens)),
-            "tokens": tokens}
-
-  def serving_score_counts(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-    return {"num_words": text_models.num_predicted_tokens(inputs)}
-
-  def serving_resources(self) -> list:
-    return [self._lookup_table()]
-
-  def _lookup_table(self) -> tf.lookup.StaticHashTable:
-    if self._table is None:
-      with tf.init_scope():  # Eager, also when first asked for inside a traced function.
-        self._table = self.vocabulary.lookup_table()
-    return self._table
-
-  def serving_example_x(self, batch: int) -> np.ndarray:
-    return np.array(["the", "what is the best way to learn ?"][:batch]
-                    + [""] * max(0, batch - 2), dtype=object)
-
-
 def _exp(value: float) -> float:
   return math.exp(value) if value < 700 else math.inf
 
-
-Task = ImageTask | TextTask
 
 
 def build_model(task: Task, config: ml_collections.ConfigDict) -> vae_lib.VAE:

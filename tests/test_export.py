@@ -201,7 +201,7 @@ def test_wrong_dtype_or_shape_fails_at_the_signature_naming_the_input(exported):
   loaded = tf.saved_model.load(str(exported.version))
   encode = loaded.signatures["encode"]
   good = exported.inputs["encode"]
-  first = exported.signatures.task.serving_input_spec().name
+  first = exported.signatures.adapter.input_spec().name
   seed = tf.constant(good["seed"][:2])
   wrong_dtype = (tf.zeros([2, 28, 28, 1], tf.float64) if not exported.is_text
                  else tf.constant([1, 2]))

@@ -12,6 +12,7 @@ from skip_vae_tf import config as config_lib
 from skip_vae_tf import objectives
 from skip_vae_tf import tasks
 from skip_vae_tf import training
+from skip_vae_tf.models import inference as inference_lib
 from skip_vae_tf.models import refinement
 
 tfd = tfp.distributions
@@ -161,7 +162,8 @@ def test_end_to_end_training_reaches_the_encoder_through_the_refinement():
 @pytest.mark.parametrize("end_to_end", [True, False])
 @pytest.mark.parametrize("modality", ["image", "text"])
 def test_training_gradients_equal_differentiating_the_unrolled_steps(modality, end_to_end):
-  """`VAE.semi_amortized_gradients` (memory O(1) in the steps, recomputed backwards) against
+  """`VAE.terms_and_gradients` of a semi-amortized model (memory O(1) in the steps,
+  recomputed backwards) against
   automatic differentiation through `VAE.call`'s unrolled refinement."""
   model = _model(modality, "semi_amortized", 3, end_to_end, dropout=0.3)
   x, state = _inputs(modality), model.get_weights()
@@ -170,7 +172,7 @@ def test_training_gradients_equal_differentiating_the_unrolled_steps(modality, e
     loss = 0.25 * tf.reduce_sum(objectives.weighted_loss(terms, 0.7))
   expected = tape.gradient(loss, model.trainable_variables)
   model.set_weights(state)  # The same seeds and batch-norm statistics again.
-  light_terms, gradients = model.semi_amortized_gradients(x, tf.constant(0.7), 0.25)
+  light_terms, gradients = model.terms_and_gradients(x, tf.constant(0.7), 0.25)
   for key in ("negative_elbo", "kl", "amortized_negative_elbo", "posterior_mean"):
     np.testing.assert_allclose(light_terms[key], terms[key], rtol=1e-5, err_msg=key)
   expected = [tf.convert_to_tensor(g).numpy() for g in expected]
@@ -198,7 +200,8 @@ def test_refinement_steps_raise_the_elbo_of_a_trained_model(tmp_path):
   noise = tf.random.stateless_normal([16, len(x), model.latent_dim], [5, 6])
   values = []
   for steps in range(0, 5):
-    model.refinement = refinement.Refinement(steps=steps, learning_rates=(1.0, 1.0))
+    model.inference = inference_lib.SemiAmortized(
+        refinement.Refinement(steps=steps, learning_rates=(1.0, 1.0)))
     values.append(_mc_negative_elbo(model, x, model.posterior(x), noise).mean())
   assert all(b <= a + 1e-3 for a, b in zip(values, values[1:])), values
   assert values[-1] < values[0] - 0.05, values

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
 from skip_vae_tf import serving
+from skip_vae_tf import serving_adapters
 from skip_vae_tf import tasks
 from skip_vae_tf import vocabulary as vocab
 
@@ -236,7 +237,8 @@ def test_ids_to_text_matches_vocabulary_to_text(ids):
 def test_pixel_validation_accepts_exactly_the_unit_interval(images):
   valid = bool(np.all((images >= 0) & (images <= 1)))
   try:
-    out = tasks.ImageTask().serving_model_inputs(tf.constant(images), lambda x, *_: x)
+    out = serving_adapters.ImageServing(tasks.ImageTask()).model_inputs(
+        tf.constant(images), lambda x, *_: x)
   except tf.errors.InvalidArgumentError as error:
     assert not valid and "input x must hold pixel values in [0, 1]" in str(error)
   else:
