@@ -19,8 +19,8 @@ the precision it trained in.
 import contextlib
 import pathlib
 
-import keras
-import tensorflow as tf
+# TensorFlow and Keras are imported where they are used: the config (and so every binary's
+# flag checks) reads this module's names without starting TensorFlow.
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 CHOICES = ("auto",) + PRECISIONS
@@ -46,6 +46,7 @@ def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
 
 def gpus_have_bfloat16() -> bool | None:
   """None without a GPU; else whether every GPU has compute capability 8.0 or more."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   gpus = tf.config.list_physical_devices("GPU")
   if not gpus:
     return None
@@ -69,6 +70,7 @@ def resolve(precision: str) -> str:
 @contextlib.contextmanager
 def policy_scope(precision: str):
   """Layers created inside take `precision` as their dtype policy (one of CHOICES)."""
+  import keras  # pylint: disable=g-import-not-at-top
   policy = resolve(precision)
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(policy)
@@ -82,6 +84,7 @@ def use_xla(train_config, jit_compile: bool | None = None) -> bool:
   """Whether to compile the per-replica passes with XLA: `jit_compile` (None: the config's
   `train.jit_compile`), except for mixed bfloat16 without a GPU, where XLA on CPU runs
   bfloat16 matrix products no faster than float32 and TF's own (oneDNN) kernels are faster."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if (resolve(train_config.precision) == "mixed_bfloat16"
       and not tf.config.list_physical_devices("GPU")):
     return False

@@ -4,6 +4,7 @@ checkpoint on SIGTERM/SIGINT, and one-line errors for bad flags and data."""
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,9 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import REPO_ROOT
+from skip_vae_tf import config as config_lib
+from skip_vae_tf import errors
+from skip_vae_tf import training
 
 TRAIN = str(REPO_ROOT / "bin" / "train.py")
 
@@ -107,18 +111,37 @@ def test_plain_vae_smoke_on_mnist_variants(dataset, tmp_path, data_dir, cache_di
     (["--config=configs/no_such_config.py"], "No such file or directory"),
     (["--skip=maybe"], "flag --skip=maybe: Non-boolean argument to boolean flag 'maybe'"),
     (["--data_dir=/no/such/folder"], "data directory /no/such/folder (from --data_dir) does not"),
-    (["--config.train.batch_size=100000"], "train.batch_size=100000: 256 training examples"),
-    (["--config.data.validation_size=1000000"],
-     "data.validation_size=1000000: cannot hold out 1000000 of the 24345 examples"),
 ])
 def test_bad_flags_stop_with_a_one_line_error(args, message, tmp_path, data_dir, cache_dir):
-  """Through the binary: absl flags, overrides, data and sizes (impossible config values
-  are tests/test_config.py's, in process)."""
+  """Through the binary: absl flags, overrides and the data folder (impossible config values
+  are tests/test_config.py's, sizes below, in process)."""
   workdir = tmp_path / "run"
   result = _run(["--smoke", f"--workdir={workdir}", *args], data_dir, cache_dir, timeout=120)
   assert result.returncode != 0
   assert message in result.stderr and "Traceback" not in result.stderr
   assert not workdir.exists()  # Nothing is left behind.
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"train.batch_size": 100000}, "train.batch_size=100000: 256 training examples"),
+    ({"data.validation_size": 1000000},
+     "data.validation_size=1000000: cannot hold out 1000000 of the 24345 examples"),
+    ({"data.data_dir": "EMPTY"}, "missing data file omniglot/images_background.npz"),
+])
+def test_impossible_sizes_and_missing_data_stop_before_anything_is_written(
+    overrides, message, tmp_path, data_dir, cache_dir, monkeypatch):
+  """In process, on the real Omniglot files: the errors the binary prints in one line. An
+  empty data folder comes with an empty cache (cached arrays would need no files)."""
+  missing = "EMPTY" in overrides.values()
+  monkeypatch.setenv("SKIP_VAE_CACHE_DIR", str(tmp_path / "cache" if missing else cache_dir))
+  (tmp_path / "empty").mkdir()
+  overrides = {k: str(tmp_path / "empty") if v == "EMPTY" else v for k, v in overrides.items()}
+  config = config_lib.resolve(config_lib.default_config("omniglot"), data_dir=str(data_dir),
+                              smoke=True, overrides=overrides)
+  with pytest.raises(errors.SkipVaeError, match=re.escape(message)) as raised:
+    training.Trainer(config, str(tmp_path / "run"))
+  assert "\n" not in str(raised.value)
+  assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("body,message", [
@@ -136,13 +159,6 @@ def test_a_broken_config_file_stops_with_a_one_line_error(body, message, tmp_pat
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert f"train.py: error: cannot use --config={config}" in result.stderr
   assert message in result.stderr
-
-
-def test_missing_data_stops_with_a_clear_error(tmp_path, cache_dir):
-  result = _run(["--smoke", f"--workdir={tmp_path / 'run'}"], tmp_path, tmp_path / "cache")
-  assert result.returncode != 0 and "Traceback" not in result.stderr
-  assert "missing data file omniglot/images_background.npz" in result.stderr
-  assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
