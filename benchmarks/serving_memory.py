@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 import record  # pylint: disable=g-import-not-at-top
+from skip_vae_tf import dataset_registry
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An exported version folder.",
                                    required=True)
@@ -97,7 +98,8 @@ def main(argv):
       print(f"{request}: failed (exit {result.returncode}): {result.stderr.strip()[-300:]}",
             flush=True)
       continue
-    row = {"model": model, **json.loads(lines[0][7:]), "words": _WORDS.value}
+    row = {"model": model, **json.loads(lines[0][7:]),
+           "words": _WORDS.value if info["dataset"] in dataset_registry.names("text") else "-"}
     print(f"{row['request']}: peak RSS {row['loaded_gib']:.2f} GiB after loading and one "
           f"warm-up request, {row['peak_rss_gib']:.2f} GiB after the request "
           f"({row['seconds']} s)", flush=True)
