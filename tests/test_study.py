@@ -152,3 +152,32 @@ def test_a_registered_metric_reaches_the_report_and_a_verdict_reads_the_table():
     assert "toy higher: +1.10 [" in report.verdict(comparison)
   finally:
     del metric_table.METRICS[toy.name]
+
+
+def test_knob_comparisons_pair_each_value_with_the_first_by_seed():
+  from skip_vae_tf.studies import report  # pylint: disable=g-import-not-at-top
+  study = spec.load("precision_quick_image", REPO_ROOT)  # Knob labels f32, bf16.
+  rng = np.random.default_rng(0)
+  records = [{"model": model, "group": f"{model}_{label}", "knob_label": label, "seed": seed,
+              "metrics": {"kl": float(rng.normal()), "mi_aggregate": float(rng.normal()),
+                          "iw_nll": 100.0 + float(rng.normal())}}
+             for model in ("vae", "skip_vae") for label in ("f32", "bf16")
+             for seed in (0, 1, 2)]
+  records = [r for r in records if (r["model"], r["knob_label"], r["seed"]) != ("vae", "f32", 2)]
+  summary = report.summarize(study, records)
+  by_key = {(c["model"], c["knob_label"]): c for c in summary["knob_comparisons"]}
+  assert set(by_key) == {("vae", "bf16"), ("skip_vae", "bf16")}
+  assert by_key["vae", "bf16"]["seeds"] == [0, 1]  # Seed 2 has no float32 run to pair.
+  run = {(r["model"], r["knob_label"], r["seed"]): r["metrics"] for r in records}
+  expected = [run["skip_vae", "bf16", s]["kl"] - run["skip_vae", "f32", s]["kl"]
+              for s in (0, 1, 2)]
+  np.testing.assert_allclose(by_key["skip_vae", "bf16"]["differences"]["kl"]["values"],
+                             expected)
+  comparison = {"model": "vae", "knob_label": "bf16", "baseline_label": "f32",
+                "seeds": [0, 1, 2], "differences": {
+                    "kl": report._spread([0.1, -0.2, 0.05]),  # pylint: disable=protected-access
+                    "iw_nll": report._spread([1.0, 1.1, 1.2])}}  # pylint: disable=protected-access
+  assert ("vae: bf16 - f32, 3 seeds, 95% t intervals: **differs in IW-NLL higher: +1.10 ["
+          in report.knob_verdict(comparison))
+  comparison["differences"].pop("iw_nll")
+  assert "**every interval contains zero**" in report.knob_verdict(comparison)

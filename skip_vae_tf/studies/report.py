@@ -113,9 +113,36 @@ def verdict(comparison: dict) -> str:
           f"({'; '.join(details)})")
 
 
+def _paired(records_a: dict, records_b: dict, seeds: list) -> dict:
+  """Per compared metric present in every run: the spread of a - b over `seeds` (records by
+  seed)."""
+  return {name: _spread([records_a[s]["metrics"][name] - records_b[s]["metrics"][name]
+                         for s in seeds])
+          for name in _compared()
+          if all(name in r[s]["metrics"] for r in (records_a, records_b) for s in seeds)}
+
+
+def knob_verdict(comparison: dict) -> str:
+  """One line, computed from the 95% t intervals of a knob comparison (one model, a knob
+  value minus the first): which compared metrics differ, or that every interval contains
+  zero."""
+  pair = (f"{comparison['model']}: {comparison['knob_label']} - "
+          f"{comparison['baseline_label']}")
+  if len(comparison["seeds"]) < 2:
+    return f"{pair}: one seed, no interval, no verdict"
+  words = {1: "higher", -1: "lower"}
+  differing = [f"{_label(m)} {words[_sign(d)]}: {_interval(d)}"
+               for m, d in comparison["differences"].items() if _sign(d)]
+  claim = ("every interval contains zero" if not differing
+           else "differs in " + "; ".join(differing))
+  return f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals: **{claim}**"
+
+
 def summarize(study: spec_lib.Study, records: list[dict]) -> dict:
   """{'groups': per (model, knob) mean/std/values of every metric; 'comparisons': per skip
-  pair and knob value, the per-seed differences (skip minus no skip)}."""
+  pair and knob value, the per-seed differences (skip minus no skip); 'knob_comparisons':
+  per model and knob value after the first, the per-seed differences (that value minus the
+  first; empty without a knob)}."""
   groups = []
   for label in study.knob_labels:
     for model in study.config.models:
@@ -127,23 +154,34 @@ def summarize(study: spec_lib.Study, records: list[dict]) -> dict:
                      "seeds": [r["seed"] for r in members],
                      "metrics": {name: _spread([r["metrics"][name] for r in members])
                                  for name in names}})
+  by_run = {(r["model"], r["knob_label"], r["seed"]): r for r in records}
+
+  def by_seed(model, label):
+    return {s: by_run[model, label, s] for s in study.config.seeds
+            if (model, label, s) in by_run}
+
   comparisons = []
   for label in study.knob_labels:
     for skip, baseline in study.pairs():
-      by_seed = {(r["model"], r["seed"]): r for r in records if r["knob_label"] == label}
-      seeds = [s for s in study.config.seeds if (skip, s) in by_seed and (baseline, s) in by_seed]
+      skip_runs, baseline_runs = by_seed(skip, label), by_seed(baseline, label)
+      seeds = [s for s in skip_runs if s in baseline_runs]
       if not seeds:
         continue
-      differences = {}
-      for name in _compared():
-        if all(name in by_seed[(m, s)]["metrics"] for m in (skip, baseline) for s in seeds):
-          differences[name] = _spread([by_seed[(skip, s)]["metrics"][name]
-                                       - by_seed[(baseline, s)]["metrics"][name]
-                                       for s in seeds])
-      comparison = {"skip": skip, "baseline": baseline, "knob_label": label,
-                    "seeds": seeds, "differences": differences}
+      comparison = {"skip": skip, "baseline": baseline, "knob_label": label, "seeds": seeds,
+                    "differences": _paired(skip_runs, baseline_runs, seeds)}
       comparisons.append({**comparison, "verdict": verdict(comparison)})
-  return {"groups": groups, "comparisons": comparisons}
+  knob_comparisons = []
+  first, *others = study.knob_labels if study.knob else (None,)
+  for label in others:
+    for model in study.config.models:
+      runs, baseline_runs = by_seed(model, label), by_seed(model, first)
+      seeds = [s for s in runs if s in baseline_runs]
+      if not seeds:
+        continue
+      comparison = {"model": model, "knob_label": label, "baseline_label": first,
+                    "seeds": seeds, "differences": _paired(runs, baseline_runs, seeds)}
+      knob_comparisons.append({**comparison, "verdict": knob_verdict(comparison)})
+  return {"groups": groups, "comparisons": comparisons, "knob_comparisons": knob_comparisons}
 
 
 def _cell(spread: dict | None, signed: bool = False) -> str:
@@ -187,6 +225,24 @@ def _comparison_table(study: spec_lib.Study, summary: dict) -> list[str]:
   return lines
 
 
+def _knob_section(study: spec_lib.Study, summary: dict) -> list[str]:
+  """The knob comparisons' table and verdicts (nothing without a knob)."""
+  if not summary["knob_comparisons"]:
+    return []
+  present = [m for m in _compared()
+             if any(m in c["differences"] for c in summary["knob_comparisons"])]
+  header = ["model", f"{study.knob} - {summary['knob_comparisons'][0]['baseline_label']}",
+            "seeds", *(f"Δ {_label(m)}" for m in present)]
+  lines = [f"## Each {study.knob} value minus the first, paired by seed (mean ± std of the "
+           "differences)", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for comparison in summary["knob_comparisons"]:
+    cells = [comparison["model"], comparison["knob_label"], str(len(comparison["seeds"])),
+             *(_cell(comparison["differences"].get(m), signed=True) for m in present)]
+    lines.append("| " + " | ".join(cells) + " |")
+  return [*lines, "", "Verdicts (95% t intervals of the paired differences):", "",
+          *(f"- {c['verdict']}" for c in summary["knob_comparisons"]), ""]
+
+
 def _markdown_cell(text: str) -> str:
   return text.replace("|", "\\|") or "(empty)"
 
@@ -226,6 +282,7 @@ def markdown(study: spec_lib.Study, folder: pathlib.Path, records: list[dict], s
            "Verdicts (from the 95% t intervals of the paired differences; a difference is "
            "called only when its interval excludes zero):", "",
            *(f"- {c['verdict']}" for c in summary["comparisons"]), "",
+           *_knob_section(study, summary),
            f"TensorBoard over every run: `tensorboard --logdir FOLDER/{spec_lib.RUNS_FOLDER}`."]
   if figures:
     lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
