@@ -154,16 +154,20 @@ def test_a_registered_metric_reaches_the_report_and_a_verdict_reads_the_table():
     del metric_table.METRICS[toy.name]
 
 
+def _knob_records(seeds=(0, 1, 2)) -> list[dict]:
+  """Synthetic evaluated runs of precision_quick_image's grid (knob labels f32, bf16)."""
+  rng = np.random.default_rng(0)
+  return [{"model": model, "group": f"{model}_{label}", "knob_label": label, "seed": seed,
+           "metrics": {"kl": float(rng.normal()), "mi_aggregate": float(rng.normal()),
+                       "active_units_cov_ge_0.01": 3.0, "iw_nll": 100.0 + float(rng.normal())}}
+          for model in ("vae", "skip_vae") for label in ("f32", "bf16") for seed in seeds]
+
+
 def test_knob_comparisons_pair_each_value_with_the_first_by_seed():
   from skip_vae_tf.studies import report  # pylint: disable=g-import-not-at-top
-  study = spec.load("precision_quick_image", REPO_ROOT)  # Knob labels f32, bf16.
-  rng = np.random.default_rng(0)
-  records = [{"model": model, "group": f"{model}_{label}", "knob_label": label, "seed": seed,
-              "metrics": {"kl": float(rng.normal()), "mi_aggregate": float(rng.normal()),
-                          "iw_nll": 100.0 + float(rng.normal())}}
-             for model in ("vae", "skip_vae") for label in ("f32", "bf16")
-             for seed in (0, 1, 2)]
-  records = [r for r in records if (r["model"], r["knob_label"], r["seed"]) != ("vae", "f32", 2)]
+  study = spec.load("precision_quick_image", REPO_ROOT)
+  records = [r for r in _knob_records()
+             if (r["model"], r["knob_label"], r["seed"]) != ("vae", "f32", 2)]
   summary = report.summarize(study, records)
   by_key = {(c["model"], c["knob_label"]): c for c in summary["knob_comparisons"]}
   assert set(by_key) == {("vae", "bf16"), ("skip_vae", "bf16")}
@@ -181,3 +185,12 @@ def test_knob_comparisons_pair_each_value_with_the_first_by_seed():
           in report.knob_verdict(comparison))
   comparison["differences"].pop("iw_nll")
   assert "**every interval contains zero**" in report.knob_verdict(comparison)
+
+
+def test_the_knob_figure_of_a_partial_study_plots_the_values_it_has(tmp_path):
+  from skip_vae_tf.studies import figures  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.studies import report  # pylint: disable=g-import-not-at-top
+  study = spec.load("precision_quick_image", REPO_ROOT)
+  records = [r for r in _knob_records() if r["model"] == "skip_vae" or r["knob_label"] == "f32"]
+  name = figures.knob(study, report.summarize(study, records), tmp_path)  # No vae bf16 yet.
+  assert (tmp_path / name).stat().st_size > 1000

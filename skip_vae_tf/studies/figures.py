@@ -78,11 +78,15 @@ def knob(study, summary: dict, folder: pathlib.Path) -> str:
   figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
   positions = np.arange(len(study.knob_labels))
   for model in study.config.models:
-    groups = [g for g in summary["groups"] if g["model"] == model]
+    # A partial study may lack a knob value: plot the values that have evaluated runs.
+    groups = {g["knob_label"]: g for g in summary["groups"] if g["model"] == model}
+    present = [i for i, label in enumerate(study.knob_labels) if label in groups]
     for axis, (metric, label) in zip(axes, panels):
-      means = [g["metrics"][metric]["mean"] for g in groups]
-      stds = [g["metrics"][metric]["std"] or 0.0 for g in groups]
-      axis.errorbar(positions, means, yerr=stds, marker="o", capsize=3, label=model)
+      cells = [groups[study.knob_labels[i]]["metrics"].get(metric) for i in present]
+      means = [c["mean"] if c else np.nan for c in cells]
+      stds = [(c["std"] or 0.0) if c else 0.0 for c in cells]
+      axis.errorbar(positions[present], means, yerr=stds, marker="o", capsize=3,
+                    label=model)
       axis.set_xticks(positions, study.knob_labels)
       axis.set_xlabel(study.knob)
       axis.set_ylabel(f"test {label}")
