@@ -9,8 +9,8 @@ The rule (docs/results.md): images switch to bfloat16 only if every interval con
 for both models. The float32 runs are headline_image's own configs: copying
 headline_image's `runs/<model>_seed<s>` to `runs/<model>_f32_seed<s>` here counts them as
 done. Budget: 20 runs x 2 epochs of 446 steps (batch 50), about 9 minutes per float32 run and
-7 per bfloat16 run alone on a 2-core CPU; test metrics on the first 500 test images, IW-NLL
-with K=20.
+8 per bfloat16 run on a 2-core CPU (the study's logs); test metrics on the first 500 test
+images, IW-NLL with K=20.
 """
 
 from skip_vae_tf.studies import spec

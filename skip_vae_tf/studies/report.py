@@ -89,6 +89,10 @@ def _interval(spread: dict) -> str:
   return f"{spread['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
+def _no_interval(pair: str) -> str:
+  return f"{pair}: one seed, no interval, no verdict"
+
+
 def verdict(comparison: dict) -> str:
   """One line, computed from the paired differences' 95% t intervals: whether skips keep
   more information in z (MI, paper protocol) and whether the likelihood is no worse."""
@@ -97,7 +101,7 @@ def verdict(comparison: dict) -> str:
   if comparison.get("knob_label") is not None:
     pair += f" ({comparison['knob_label']})"
   if len(comparison["seeds"]) < 2:
-    return f"{pair}: one seed, no interval, no verdict"
+    return _no_interval(pair)
   words = {1: "higher", -1: "lower", 0: "no difference shown"}
   likelihood_name = metric_table.named(role="likelihood")[0]
   details = [f"{_label(m)} {words[_sign(differences[m])]}: {_interval(differences[m])}"
@@ -129,7 +133,7 @@ def knob_verdict(comparison: dict) -> str:
   pair = (f"{comparison['model']}: {comparison['knob_label']} - "
           f"{comparison['baseline_label']}")
   if len(comparison["seeds"]) < 2:
-    return f"{pair}: one seed, no interval, no verdict"
+    return _no_interval(pair)
   words = {1: "higher", -1: "lower"}
   differing = [f"{_label(m)} {words[_sign(d)]}: {_interval(d)}"
                for m, d in comparison["differences"].items() if _sign(d)]
