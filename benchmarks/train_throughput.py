@@ -5,6 +5,8 @@ r"""Training throughput (examples/s; text: tokens/s) and peak RSS of VAE and Ski
   python benchmarks/train_throughput.py --config=configs/yahoo_small.py --data_dir=../shared/data \
       --sentence_length=40
   python benchmarks/train_throughput.py --precisions=float32,mixed_bfloat16 ...
+  python benchmarks/train_throughput.py --models=vae,sa_vae \
+      --config.model.svi_second_order=finite_difference ...
 
 With several `--precisions` every model is measured in each, back to back, and the ratio to
 the first precision printed (mixed bfloat16 runs without XLA on a CPU: precision.use_xla).
@@ -14,7 +16,8 @@ every batch holds real training sentences cut to L predicted tokens (`<s>` + L-1
 `</s>`), the setting the official code's reference figure was measured in; without it the
 batches are the training loop's own length buckets.
 
-Writes its rows to benchmarks/results/train_throughput.json (`benchmarks/record.py`).
+Semi-amortized rows name how training differentiates through the refinement
+(`second_order`). Writes its rows to benchmarks/results/train_throughput.json (`benchmarks/record.py`).
 Runs `--warmup_steps` steps, then `--windows` timed windows of `--window_steps` steps on real
 training batches, and prints the median and spread of examples/s per model. Each model is
 measured in its own process, so peak RSS (ru_maxrss) is per model.
@@ -139,6 +142,8 @@ def main(argv):
   for (model, precision), result in results.items():
     rate = result["examples_per_sec_median"]
     row = {"config": os.path.relpath(config_file, REPO_ROOT), "model": model,
+           "second_order": (config.model.svi_second_order if model.endswith("sa_vae")
+                            else "-"),
            "precision": precision, "batch": config.train.batch_size,
            "sentence_length": ((_SENTENCE_LENGTH.value or "buckets")
                                if "tokens_per_sec_median" in result else "-"),
@@ -157,7 +162,7 @@ def main(argv):
     rows.append(row)
   print("wrote", record.write(
       "train_throughput", "Training throughput (median of timed windows of real batches)",
-      ("config", "model", "precision", "sentence_length"), rows))
+      ("config", "model", "second_order", "precision", "sentence_length"), rows))
 
 
 def _measure_in_child(model: str, precision: str) -> dict:

@@ -105,6 +105,7 @@ def _train_defaults() -> ml_collections.ConfigDict:
 
 
 INFERENCES = ("amortized", "semi_amortized")
+SVI_SECOND_ORDERS = ("exact", "finite_difference")
 
 
 def _inference_defaults(model: ml_collections.ConfigDict) -> None:
@@ -116,6 +117,9 @@ def _inference_defaults(model: ml_collections.ConfigDict) -> None:
   model.svi_momentum = 0.5
   model.svi_max_grad_norm = 5.0
   model.train_end_to_end = True
+  # How training differentiates through the steps: 'exact' (reverse over reverse) or
+  # 'finite_difference' (the official code's method; float32 only). models/refinement.py.
+  model.svi_second_order = "exact"
 
 
 def _eval_defaults() -> ml_collections.ConfigDict:
@@ -359,6 +363,21 @@ def _validate_inference(model: ml_collections.ConfigDict) -> None:
            f"model.svi_momentum must be in [0, 1), got {model.svi_momentum}")
   _require(model.svi_max_grad_norm >= 0,
            f"model.svi_max_grad_norm must be >= 0, got {model.svi_max_grad_norm}")
+  _require(model.svi_second_order in SVI_SECOND_ORDERS,
+           f"unknown model.svi_second_order {model.svi_second_order!r}; choose one of "
+           f"{SVI_SECOND_ORDERS}")
+
+
+def validate_resolved_precision(config: ml_collections.ConfigDict) -> None:
+  """Once train.precision is resolved from 'auto': finite-difference SA-VAE training needs
+  float32 networks (bfloat16 rounding swamps the differences)."""
+  model = config.model
+  _require(not (model.inference == "semi_amortized" and model.train_end_to_end
+                and model.svi_second_order == "finite_difference"
+                and config.train.precision == "mixed_bfloat16"),
+           "model.svi_second_order='finite_difference' needs float32 networks, but "
+           "train.precision resolves to mixed_bfloat16 (its rounding swamps the "
+           "differences); set train.precision=float32 or model.svi_second_order=exact")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -29,6 +29,7 @@ def prepare_run(config: ml_collections.ConfigDict, data=None) -> PreparedRun:
   eval_registry.check(config.evals)
   # config.json records the precision the run trains in, not 'auto'.
   config.train.precision = precision.resolve(config.train.precision)
+  config_lib.validate_resolved_precision(config)
   task = tasks.for_config(config)
   data = data or tasks.load_and_record_data(task, config)
   task.adapt_config(config, data)

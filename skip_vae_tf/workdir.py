@@ -40,9 +40,10 @@ TRAIN_LOGS, VALIDATION_LOGS, EVAL_LOGS = "train", "validation", "eval"
 CHECK_LOGS = "validation_subset"  # Training's periodic in-epoch check.
 # Config sections that define what a checkpoint holds; a resume must not change them.
 _CHECKPOINT_DEFINING = ("model", "data")
-# Where the data are looked for, and how many time steps of logits the text likelihood holds
-# at once, may change between a run and its resume or evaluation: the weights are the same.
-_FREE_FIELDS = ("data_dir", "cache_dir", "softmax_chunk")
+# Where the data are looked for, how many time steps of logits the text likelihood holds at
+# once, and how SA-VAE training differentiates through its refinement may change between a
+# run and its resume or evaluation: the weights are the same.
+_FREE_FIELDS = ("data_dir", "cache_dir", "softmax_chunk", "svi_second_order")
 
 
 class WorkdirError(errors.SkipVaeError):

@@ -74,6 +74,7 @@ def test_resolve_applies_flags_then_smoke_then_explicit_overrides():
     ("model.inference", "svi", "unknown model.inference"),
     ("model.svi_learning_rates", (1.0,), "two positive rates"),
     ("model.svi_momentum", 1.0, "svi_momentum must be in"),
+    ("model.svi_second_order", "forward", "unknown model.svi_second_order"),
 ])
 def test_impossible_values_raise_config_error(path, value, message):
   """Every impossible value is one ConfigError (bin/train.py prints it as one line)."""

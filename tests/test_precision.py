@@ -234,3 +234,17 @@ def test_bias_gradient_of_a_mixed_layer_matches_float32(make):
     gradients.append(tape.gradient(y, layer.bias, output_gradients=upstream).numpy())
   np.testing.assert_allclose(gradients[1], gradients[0], rtol=1e-2)
   np.testing.assert_allclose(gradients[0], 0.01 * 6 * 28 * 28, rtol=1e-4)
+
+
+def test_finite_difference_refinement_refuses_bfloat16():
+  """One-sided differences of bfloat16 gradients are rounding noise: a ConfigError once
+  'auto' is resolved, float32 accepted, exact second order accepted in both."""
+  config = _image_config()
+  config.model.inference, config.model.svi_second_order = "semi_amortized", "finite_difference"
+  config.train.precision = "float32"
+  config_lib.validate_resolved_precision(config)
+  config.train.precision = "mixed_bfloat16"
+  with pytest.raises(config_lib.ConfigError, match="needs float32 networks"):
+    config_lib.validate_resolved_precision(config)
+  config.model.svi_second_order = "exact"
+  config_lib.validate_resolved_precision(config)
