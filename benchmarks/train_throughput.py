@@ -6,7 +6,7 @@ r"""Training throughput (examples/s; text: tokens/s) and peak RSS of VAE and Ski
       --sentence_length=40
   python benchmarks/train_throughput.py --precisions=float32,mixed_bfloat16 ...
   python benchmarks/train_throughput.py --models=vae,sa_vae \
-      --config.model.svi_second_order=finite_difference ...
+      --config.model.svi_second_order=exact ...
 
 With several `--precisions` every model is measured in each, back to back, and the ratio to
 the first precision printed (mixed bfloat16 runs without XLA on a CPU: precision.use_xla).
@@ -16,8 +16,9 @@ every batch holds real training sentences cut to L predicted tokens (`<s>` + L-1
 `</s>`), the setting the official code's reference figure was measured in; without it the
 batches are the training loop's own length buckets.
 
-Semi-amortized rows name how training differentiates through the refinement
-(`second_order`). Writes its rows to benchmarks/results/train_throughput.json (`benchmarks/record.py`).
+Semi-amortized rows name how training differentiated through the refinement
+(`second_order`, 'auto' resolved). Writes its rows to
+benchmarks/results/train_throughput.json (`benchmarks/record.py`).
 Runs `--warmup_steps` steps, then `--windows` timed windows of `--window_steps` steps on real
 training batches, and prints the median and spread of examples/s per model. Each model is
 measured in its own process, so peak RSS (ru_maxrss) is per model.
@@ -107,6 +108,7 @@ def measure(config) -> dict:
         token_rates.append(sum(_tokens(b) for b in window) / seconds)
       position += _WINDOW_STEPS.value
     result = {"parameters": trainer.model.count_params(),
+              "second_order": trainer.config.model.svi_second_order,  # 'auto' resolved.
               "examples_per_sec_median": statistics.median(rates),
               "examples_per_sec_windows": [round(r, 1) for r in rates],
               "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
@@ -142,8 +144,7 @@ def main(argv):
   for (model, precision), result in results.items():
     rate = result["examples_per_sec_median"]
     row = {"config": os.path.relpath(config_file, REPO_ROOT), "model": model,
-           "second_order": (config.model.svi_second_order if model.endswith("sa_vae")
-                            else "-"),
+           "second_order": result["second_order"] if model.endswith("sa_vae") else "-",
            "precision": precision, "batch": config.train.batch_size,
            "sentence_length": ((_SENTENCE_LENGTH.value or "buckets")
                                if "tokens_per_sec_median" in result else "-"),

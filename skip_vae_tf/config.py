@@ -105,7 +105,7 @@ def _train_defaults() -> ml_collections.ConfigDict:
 
 
 INFERENCES = ("amortized", "semi_amortized")
-SVI_SECOND_ORDERS = ("exact", "finite_difference")
+SVI_SECOND_ORDERS = ("auto", "exact", "finite_difference")
 
 
 def _inference_defaults(model: ml_collections.ConfigDict) -> None:
@@ -117,9 +117,10 @@ def _inference_defaults(model: ml_collections.ConfigDict) -> None:
   model.svi_momentum = 0.5
   model.svi_max_grad_norm = 5.0
   model.train_end_to_end = True
-  # How training differentiates through the steps: 'exact' (reverse over reverse) or
-  # 'finite_difference' (the official code's method; float32 only). models/refinement.py.
-  model.svi_second_order = "exact"
+  # How training differentiates through the steps (models/refinement.py): 'exact' (reverse
+  # over reverse), 'finite_difference' (the official code's method; float32 networks only,
+  # fewer decoder passes) or 'auto': finite_difference in float32, exact in bfloat16.
+  model.svi_second_order = "auto"
 
 
 def _eval_defaults() -> ml_collections.ConfigDict:
@@ -368,13 +369,15 @@ def _validate_inference(model: ml_collections.ConfigDict) -> None:
            f"{SVI_SECOND_ORDERS}")
 
 
-def validate_resolved_precision(config: ml_collections.ConfigDict) -> None:
-  """Once train.precision is resolved from 'auto': finite-difference SA-VAE training needs
-  float32 networks (bfloat16 rounding swamps the differences)."""
-  model = config.model
+def resolve_svi_second_order(config: ml_collections.ConfigDict) -> None:
+  """Once train.precision is resolved: model.svi_second_order 'auto' becomes
+  finite_difference in float32 and exact in bfloat16, and finite differences asked of
+  bfloat16 networks are refused (its rounding swamps the differences)."""
+  model, bfloat16 = config.model, config.train.precision == "mixed_bfloat16"
+  if model.svi_second_order == "auto":
+    model.svi_second_order = "exact" if bfloat16 else "finite_difference"
   _require(not (model.inference == "semi_amortized" and model.train_end_to_end
-                and model.svi_second_order == "finite_difference"
-                and config.train.precision == "mixed_bfloat16"),
+                and model.svi_second_order == "finite_difference" and bfloat16),
            "model.svi_second_order='finite_difference' needs float32 networks, but "
            "train.precision resolves to mixed_bfloat16 (its rounding swamps the "
            "differences); set train.precision=float32 or model.svi_second_order=exact")

@@ -1,5 +1,5 @@
 """One place prepares a run before anything is written: the config resolved (validated,
-precision resolved from 'auto', the data folder made absolute, text's vocabulary size taken
+precision and SA-VAE's second order resolved from 'auto', the data folder made absolute, text's vocabulary size taken
 from the data), its task and its data. From here on the config flows one way: into the
 workdir's config.json and the Trainer.
 """
@@ -27,9 +27,10 @@ def prepare_run(config: ml_collections.ConfigDict, data=None) -> PreparedRun:
   instead). Raises ConfigError or DataFileError (one line) before any file is written."""
   config_lib.validate(config)
   eval_registry.check(config.evals)
-  # config.json records the precision the run trains in, not 'auto'.
+  # config.json records the precision (and SA-VAE second order) the run trains in, not
+  # 'auto'.
   config.train.precision = precision.resolve(config.train.precision)
-  config_lib.validate_resolved_precision(config)
+  config_lib.resolve_svi_second_order(config)
   task = tasks.for_config(config)
   data = data or tasks.load_and_record_data(task, config)
   task.adapt_config(config, data)

@@ -42,7 +42,8 @@ def inference_from_config(model_config: ml_collections.ConfigDict
       steps=model_config.svi_steps, learning_rates=tuple(model_config.svi_learning_rates),
       momentum=model_config.svi_momentum, max_grad_norm=model_config.svi_max_grad_norm,
       end_to_end=model_config.train_end_to_end,
-      second_order=model_config.get("svi_second_order", "exact")))
+      # 'auto' is resolved when training starts (prepare.py); evaluation never needs it.
+      second_order=model_config.get("svi_second_order", "exact").replace("auto", "exact")))
 
 
 @typing.runtime_checkable

@@ -236,15 +236,17 @@ def test_bias_gradient_of_a_mixed_layer_matches_float32(make):
   np.testing.assert_allclose(gradients[0], 0.01 * 6 * 28 * 28, rtol=1e-4)
 
 
-def test_finite_difference_refinement_refuses_bfloat16():
-  """One-sided differences of bfloat16 gradients are rounding noise: a ConfigError once
-  'auto' is resolved, float32 accepted, exact second order accepted in both."""
+def test_svi_second_order_resolves_with_the_precision():
+  """'auto' is finite differences in float32 and exact in bfloat16; finite differences
+  asked of bfloat16 networks (rounding noise) are a ConfigError."""
   config = _image_config()
-  config.model.inference, config.model.svi_second_order = "semi_amortized", "finite_difference"
-  config.train.precision = "float32"
-  config_lib.validate_resolved_precision(config)
-  config.train.precision = "mixed_bfloat16"
+  config.model.inference = "semi_amortized"
+  for name, expected in (("float32", "finite_difference"), ("mixed_bfloat16", "exact")):
+    config.model.svi_second_order, config.train.precision = "auto", name
+    config_lib.resolve_svi_second_order(config)
+    assert config.model.svi_second_order == expected
+  config.model.svi_second_order = "finite_difference"
   with pytest.raises(config_lib.ConfigError, match="needs float32 networks"):
-    config_lib.validate_resolved_precision(config)
-  config.model.svi_second_order = "exact"
-  config_lib.validate_resolved_precision(config)
+    config_lib.resolve_svi_second_order(config)
+  config.train.precision = "float32"
+  config_lib.resolve_svi_second_order(config)

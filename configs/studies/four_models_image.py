@@ -5,8 +5,8 @@ amortization gap of the semi-amortized models.
   python bin/study.py --study=four_models_image --folder=$HOME/studies/four_models_image
 
 Shrunk from the paper (say so when quoting it): the first 5,000 training images only, 2
-epochs, 5 refinement steps instead of 20 (SA-VAE's step costs about 35 VAE steps at 20:
-benchmarks/step_flops.py); test metrics on the first 500 test images, IW-NLL with K=20.
+epochs, 5 refinement steps instead of 20 (SA-VAE's step cost at 20: docs/benchmarks.md);
+test metrics on the first 500 test images, IW-NLL with K=20.
 """
 
 from skip_vae_tf.studies import spec
