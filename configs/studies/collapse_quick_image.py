@@ -6,9 +6,7 @@ PixelCNN can model the images alone.
   python bin/study.py --study=collapse_quick_image
 
 Budget: 8 runs x 2 epochs of 446 steps (batch 50); test metrics on the first 500 test
-images, IW-NLL with K=20. Results here (2-core AMD EPYC, CPU only): docs/results.md.
-float32 with XLA, as those results were trained (the default precision became 'auto', and
-image training stopped using XLA, later).
+images, IW-NLL with K=20; float32 networks compiled with XLA.
 """
 
 from skip_vae_tf.studies import spec

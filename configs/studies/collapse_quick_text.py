@@ -5,8 +5,7 @@ three seeds.
   python bin/study.py --study=collapse_quick_text
 
 Budget: 6 runs x 3 epochs of 1,311 steps (batch 32); test metrics on the first 1,000 test
-sentences, IW-NLL with K=50. Results here (2-core AMD EPYC, CPU only): docs/results.md.
-float32, as those results were trained (the default precision became 'auto' later).
+sentences, IW-NLL with K=50; float32 networks.
 """
 
 from skip_vae_tf.studies import spec

@@ -5,9 +5,9 @@ reach the same validation curve? VAE and Skip-VAE on Omniglot with the official 
   python bin/study.py --study=precision_quick_image
 
 Budget: 12 runs x 2 epochs of 446 steps (batch 50); test metrics on the first 500 test
-images, IW-NLL with K=20. Results here (2-core AMD EPYC, CPU only): docs/results.md. The
-float32 runs use XLA, as those results were trained (image configs stopped using it later;
-bfloat16 runs without it on a CPU either way).
+images, IW-NLL with K=20. The float32 runs use XLA (train.jit_compile); bfloat16 runs
+without it on a CPU. precision_image, with five seeds, is the study that decides images'
+precision (docs/results.md).
 """
 
 from skip_vae_tf.studies import spec
