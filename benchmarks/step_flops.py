@@ -6,7 +6,8 @@ their gradients), and an estimate of a paper-budget run's cost on a GPU from it.
 
 Image models only: the profiler does not count operations inside graph loops, which is
 where the text LSTMs compute. Semi-amortized models' refinement steps are unrolled in the
-graph, so they are counted. Writes benchmarks/results/step_flops.json
+graph, so they are counted, with the second order training takes in float32
+(`model.svi_second_order`; override it with --config.model.svi_second_order=exact). Writes benchmarks/results/step_flops.json
 (`benchmarks/record.py`).
 """
 
@@ -40,10 +41,8 @@ def count(config) -> float:
   batch = config.train.batch_size
   spec = tf.TensorSpec([batch, *task.image_shape], tf.float32)
 
-  def step(x):
-    with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(model(x, training=True)["negative_elbo"])
-    return tape.gradient(loss, model.trainable_variables)
+  def step(x):  # The training step's terms and gradients, as the model computes them.
+    return model.terms_and_gradients(x, tf.constant(1.0), 1.0 / batch)[1]
   graph = tf.function(step).get_concrete_function(spec).graph
   options = option_builder.ProfileOptionBuilder.float_operation()
   options["output"] = "none"
@@ -61,15 +60,19 @@ def main(argv):
         "model.skip": model.startswith("skip_"),
         "model.inference": "semi_amortized" if model.endswith("sa_vae") else "amortized",
         "train.precision": "float32"})
+    config_lib.resolve_svi_second_order(config)
     gflop = count(config)
     print(f"{model:12s} {gflop:10.1f} GFLOP per step of {config.train.batch_size}", flush=True)
     rows.append({"config": os.path.relpath(config_flags.get_config_filename(
                      flags.FLAGS["config"]), REPO_ROOT),
-                 "model": model, "batch": config.train.batch_size,
+                 "model": model,
+                 "second_order": (config.model.svi_second_order if model.endswith("sa_vae")
+                                  else "-"),
+                 "batch": config.train.batch_size,
                  "gflop_per_step": round(gflop, 1)})
   print("wrote", record.write("step_flops", "Floating-point operations of one training step "
                               "(forward and backward, float32, counted in the graph)",
-                              ("config", "model"), rows))
+                              ("config", "model", "second_order"), rows))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ configs/yahoo_small.py is the CPU-sized variant.
 GPU estimate (arithmetic, not a measurement): a token costs about 66 MFLOP forward (the
 1024-unit encoder and decoder LSTMs, 13 MFLOP each, and the 20,001-way softmax, 41), about
 200 MFLOP with the backward pass, so an epoch about 1.6 PFLOP; SA-VAE's 20 refinement steps
-(a decoder forward and backward each, then the pass back through them) multiply a step by
-about 33 (35 for the image networks, counted: benchmarks/step_flops.py). At a sustained 5
-TFLOP/s in float32: about 3 hours per VAE or Skip-VAE run and 90 per SA-VAE or Skip-SA-VAE
-run, about 550 GPU-hours for the study (the text LSTMs' FLOPs are arithmetic: the graph
+(a decoder forward and backward each, then a finite-difference pass back through them)
+multiply a step by about 30 (30 for the image networks, counted: benchmarks/step_flops.py).
+At a sustained 5 TFLOP/s in float32: about 3 hours per VAE or Skip-VAE run and 80 per SA-VAE
+or Skip-SA-VAE run, about 500 GPU-hours for the study (the text LSTMs' FLOPs are arithmetic: the graph
 counter does not see inside their loops).
 """
 
