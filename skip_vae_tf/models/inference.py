@@ -88,10 +88,11 @@ class SemiAmortized(Amortized):
   def terms_and_gradients(self, vae, x, kl_weight, loss_scale: float,
                           loss_fn=objectives.weighted_loss):
     """As `Amortized.terms_and_gradients`, with memory O(1) in the refinement steps: the
-    forward pass keeps only each step's parameters; end to end, the backward pass walks the
-    steps in reverse and recomputes each one's clipped gradient under a tape (exact
-    second-order terms for the step's parameters and the decoder). Equal to
-    differentiating `vae(x, training=True)` (tested)."""
+    forward pass keeps only each step's parameters and gradients; end to end, the backward
+    pass walks the steps in reverse, each step's second-order terms for its parameters and
+    the decoder by the refinement's `second_order`: `_ExactPullback` (equal to
+    differentiating `vae(x, training=True)`, tested) or `_FiniteDifferencePullback` (within
+    float32 finite-difference error of it, tested)."""
     if not self.refinement.steps:
       return super().terms_and_gradients(vae, x, kl_weight, loss_scale, loss_fn)
     with tf.GradientTape(persistent=True) as encoder_tape:
