@@ -176,8 +176,8 @@ def image_config() -> ml_collections.ConfigDict:
   _inference_defaults(config.model)
 
   config.train = _train_defaults()
-  # Images stay float32 unless asked: bfloat16 might change whether a VAE collapses; the
-  # precision_image study decides (docs/results.md). Text models take 'auto'.
+  # Images train in float32 unless asked: bfloat16 changes the Skip-VAE's MI in the
+  # precision_image study (docs/results.md). Text models take 'auto'.
   config.train.precision = "float32"
   # Float32 image steps run no slower without XLA on a CPU, and lighter (docs/benchmarks.md);
   # on a GPU, try --config.train.jit_compile=true.

@@ -7,6 +7,7 @@ import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import precision_decision  # pylint: disable=g-import-not-at-top,wrong-import-position
 import record  # pylint: disable=g-import-not-at-top,wrong-import-position
 import render  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -32,3 +33,27 @@ def test_a_recorded_command_names_paths_relative_to_where_it_ran(tmp_path, monke
   (tmp_path / "data").mkdir()
   monkeypatch.setattr(sys, "argv", ["bench.py", f"--data_dir={tmp_path / 'data'}", "--n=3"])
   assert record.provenance()["command"] == "python bench.py --data_dir=data --n=3"
+
+
+def _precision_report(intervals: dict, seeds: int = 5) -> dict:
+  """A precision study's report.json with one comparison per model: {model: (low, high)}
+  for MI, every other metric's interval straddling zero."""
+  def spread(low, high):
+    return {"mean": (low + high) / 2, "ci95": [low, high]}
+  return {"study": "precision_image", "knob": "train.precision", "knob_comparisons": [
+      {"model": model, "knob_label": "bf16", "baseline_label": "f32",
+       "seeds": list(range(seeds)),
+       "differences": {"iw_nll": spread(-0.5, 0.4), "mi_aggregate": spread(*interval)}}
+      for model, interval in intervals.items()]}
+
+
+def test_images_switch_precision_only_when_every_interval_holds_zero_at_five_seeds():
+  decide = precision_decision.decide
+  holds = {"vae": (-0.2, 0.3), "skip_vae": (-0.1, 0.1)}
+  assert {r["image_default"] for r in decide(_precision_report(holds))} == {
+      "mixed_bfloat16: every interval contains zero"}
+  rows = decide(_precision_report({**holds, "skip_vae": (0.03, 0.21)}))
+  assert [r["intervals_excluding_zero"] for r in rows] == ["none", "MI"]
+  assert {r["image_default"] for r in rows} == {"float32: an interval excludes zero"}
+  assert {r["image_default"] for r in decide(_precision_report(holds, seeds=3))} == {
+      "float32: fewer than 5 seeds"}
