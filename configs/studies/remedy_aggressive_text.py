@@ -5,7 +5,7 @@ skips, on the quick PTB model (configs/ptb_quick.py: no KL warm-up, 3 epochs), t
   python bin/study.py --study=remedy_aggressive_text
 
 Budget: 8 runs; the aggressive ones cost up to 100 encoder updates per step while
-aggressive (He et al. report 2-3x the time of a VAE overall); not yet run here.
+aggressive (He et al. report 2-3x the time of a VAE overall).
 """
 
 from skip_vae_tf.studies import spec

@@ -3,7 +3,8 @@ r"""A KL weight beta below 1 (the ELBO at 1), with and without skips, on the qui
 
   python bin/study.py --study=remedy_beta_text
 
-Budget: 12 runs of about 10 minutes each on a 2-core CPU (about 2 hours); not yet run here.
+Budget: 12 runs of 12 to 16 minutes each on a 2-core CPU, evaluation included (about 3
+hours).
 """
 
 from skip_vae_tf.studies import spec

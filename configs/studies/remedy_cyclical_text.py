@@ -4,7 +4,8 @@ warm-up, 3 epochs), three seeds.
 
   python bin/study.py --study=remedy_cyclical_text
 
-Budget: 12 runs of about 8 minutes each on a 2-core CPU (about 1.6 hours).
+Budget: 12 runs of 12 to 16 minutes each on a 2-core CPU, evaluation included (about 3
+hours).
 """
 
 from skip_vae_tf.studies import spec

@@ -3,7 +3,8 @@ skips, on the quick PTB model (configs/ptb_quick.py: no KL warm-up, 3 epochs), t
 
   python bin/study.py --study=remedy_free_bits_text
 
-Budget: 12 runs of about 8 minutes each on a 2-core CPU (about 1.6 hours).
+Budget: 12 runs of 12 to 16 minutes each on a 2-core CPU, evaluation included (about 3
+hours).
 """
 
 from skip_vae_tf.studies import spec
