@@ -20,8 +20,11 @@ from absl import flags
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import record  # pylint: disable=g-import-not-at-top,wrong-import-position
-from skip_vae_tf import metric_table  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import record
+from skip_vae_tf import metric_table
+from skip_vae_tf.studies import report as report_lib
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 _REPORT = flags.DEFINE_string(
     "report", "docs/results/precision_image/report.json",
@@ -29,16 +32,6 @@ _REPORT = flags.DEFINE_string(
 _MIN_SEEDS = 5
 _SHOWN = ("iw_nll", "kl", "mi_aggregate", "active_units_cov_gt_0.02")
 _CONFIG = "configs/omniglot.py"
-
-
-def _excludes_zero(spread: dict) -> bool:
-  low, high = spread["ci95"]
-  return low > 0 or high < 0
-
-
-def _interval(spread: dict) -> str:
-  low, high = spread["ci95"]
-  return f"{spread['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def _speedup(model: str) -> str:
@@ -60,7 +53,7 @@ def decide(report: dict) -> list[dict]:
   comparisons = report["knob_comparisons"]
   enough = all(len(c["seeds"]) >= _MIN_SEEDS for c in comparisons)
   excluded = {c["model"]: [metric_table.METRICS[m].label for m, d in c["differences"].items()
-                           if d.get("ci95") and _excludes_zero(d)] for c in comparisons}
+                           if report_lib.sign(d)] for c in comparisons}
   switch = enough and not any(excluded.values())
   decision = ("mixed_bfloat16: every interval contains zero" if switch else
               "float32: " + ("an interval excludes zero" if enough
@@ -71,7 +64,7 @@ def decide(report: dict) -> list[dict]:
     row = {"study": report["study"], "model": model,
            "compared": f"{comparison['knob_label']} - {comparison['baseline_label']}",
            "seeds": len(comparison["seeds"])}
-    row.update((f"Δ {metric_table.METRICS[m].label}", _interval(differences[m]))
+    row.update((f"Δ {metric_table.METRICS[m].label}", report_lib.interval(differences[m]))
                for m in _SHOWN if m in differences)
     row["intervals_excluding_zero"] = ", ".join(excluded[model]) or "none"
     row["bf16_speedup"] = _speedup(model)

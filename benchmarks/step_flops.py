@@ -7,8 +7,8 @@ their gradients), and an estimate of a paper-budget run's cost on a GPU from it.
 Image models only: the profiler does not count operations inside graph loops, which is
 where the text LSTMs compute. Semi-amortized models' refinement steps are unrolled in the
 graph, so they are counted, with the second order training takes in float32
-(`model.svi_second_order`; override it with --config.model.svi_second_order=exact). Writes benchmarks/results/step_flops.json
-(`benchmarks/record.py`).
+(`model.svi_second_order`; override it with --config.model.svi_second_order=exact).
+Writes benchmarks/results/step_flops.json (`benchmarks/record.py`).
 """
 
 import os

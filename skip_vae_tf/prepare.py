@@ -1,7 +1,7 @@
 """One place prepares a run before anything is written: the config resolved (validated,
-precision and SA-VAE's second order resolved from 'auto', the data folder made absolute, text's vocabulary size taken
-from the data), its task and its data. From here on the config flows one way: into the
-workdir's config.json and the Trainer.
+precision and SA-VAE's second order resolved from 'auto', the data folder made absolute,
+text's vocabulary size taken from the data), its task and its data. From here on the config
+flows one way: into the workdir's config.json and the Trainer.
 """
 
 import dataclasses

@@ -38,12 +38,13 @@ def inference_from_config(model_config: ml_collections.ConfigDict
   with the config's SA-VAE refinement."""
   if model_config.get("inference", "amortized") == "amortized":
     return inference.Amortized()
+  # 'auto' is resolved when training starts (prepare.py); evaluation never needs it.
+  second_order = model_config.get("svi_second_order", "auto")
   return inference.SemiAmortized(refinement.Refinement(
       steps=model_config.svi_steps, learning_rates=tuple(model_config.svi_learning_rates),
       momentum=model_config.svi_momentum, max_grad_norm=model_config.svi_max_grad_norm,
       end_to_end=model_config.train_end_to_end,
-      # 'auto' is resolved when training starts (prepare.py); evaluation never needs it.
-      second_order=model_config.get("svi_second_order", "exact").replace("auto", "exact")))
+      second_order="exact" if second_order == "auto" else second_order))
 
 
 @typing.runtime_checkable

@@ -14,8 +14,9 @@ official batch of 50 and lr 1: 0.02), and the norms are taken over the whole (B,
 of the replica's batch, as in the official code. End to end (`end_to_end`), the final
 parameters stay a differentiable function of the initial ones and of the decoder: the
 encoder and the decoder get the gradient through all K steps (second-order terms exact by
-automatic differentiation, or by finite differences as the official code). Otherwise the refined parameters are constants for the decoder's loss and the
-encoder is trained towards them with KL(q_0 || q_K) (the official `train_kl` default).
+automatic differentiation, or by finite differences as the official code). Otherwise the
+refined parameters are constants for the decoder's loss and the encoder is trained towards
+them with KL(q_0 || q_K) (the official `train_kl` default).
 
 Differentiating through `refine` keeps every step's activations (memory O(K)): fine for
 evaluation and small models. Training (`inference.SemiAmortized.terms_and_gradients`) walks

@@ -76,7 +76,7 @@ def _spread(values: list[float]) -> dict:
   return spread
 
 
-def _sign(spread: dict) -> int:
+def sign(spread: dict) -> int:
   """+1 / -1 when the 95% interval lies above / below zero, else 0 (not shown)."""
   if spread.get("ci95") is None:
     return 0
@@ -84,7 +84,7 @@ def _sign(spread: dict) -> int:
   return 1 if low > 0 else -1 if high < 0 else 0
 
 
-def _interval(spread: dict) -> str:
+def interval(spread: dict) -> str:
   low, high = spread["ci95"] if spread.get("ci95") else (float("nan"),) * 2
   return f"{spread['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
@@ -104,11 +104,11 @@ def verdict(comparison: dict) -> str:
     return _no_interval(pair)
   words = {1: "higher", -1: "lower", 0: "no difference shown"}
   likelihood_name = metric_table.named(role="likelihood")[0]
-  details = [f"{_label(m)} {words[_sign(differences[m])]}: {_interval(differences[m])}"
+  details = [f"{_label(m)} {words[sign(differences[m])]}: {interval(differences[m])}"
              for m in (*metric_table.named(role="information"), likelihood_name)
              if m in differences]
-  information = _sign(differences["mi_aggregate"]) if "mi_aggregate" in differences else 0
-  likelihood = _sign(differences[likelihood_name]) if likelihood_name in differences else 0
+  information = sign(differences["mi_aggregate"]) if "mi_aggregate" in differences else 0
+  likelihood = sign(differences[likelihood_name]) if likelihood_name in differences else 0
   claim = {1: "skips keep more information in z", 0: "no difference in information shown",
            -1: "skips keep less information in z"}[information]
   cost = {1: "at a worse likelihood", 0: "likelihood no different",
@@ -135,8 +135,8 @@ def knob_verdict(comparison: dict) -> str:
   if len(comparison["seeds"]) < 2:
     return _no_interval(pair)
   words = {1: "higher", -1: "lower"}
-  differing = [f"{_label(m)} {words[_sign(d)]}: {_interval(d)}"
-               for m, d in comparison["differences"].items() if _sign(d)]
+  differing = [f"{_label(m)} {words[sign(d)]}: {interval(d)}"
+               for m, d in comparison["differences"].items() if sign(d)]
   claim = ("every interval contains zero" if not differing
            else "differs in " + "; ".join(differing))
   return f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals: **{claim}**"
