@@ -5,6 +5,7 @@ evaluation, and a report with tables and figures. Studies live in configs/studie
   python bin/study.py --study=collapse_quick_image --parallel=2
   python bin/study.py --study=paper_omniglot --shard=0/4 --folder=/shared/studies/omniglot
   python bin/study.py --study=collapse_quick_text --report_only   # Rewrite the report.
+  python bin/study.py --study=remedy_cyclical_text --reuse_runs_from=studies/remedy_free_bits_text
 
 Running the same command again skips finished runs and resumes unfinished ones from their
 last checkpoint. Writes FOLDER/runs/<model>[_<knob>]_seed<s>/ (ordinary training
@@ -28,6 +29,9 @@ _SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run every n-th run of the gri
                              "i-th (machines or GPUs sharing the folder).")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs at once on this machine (child "
                                  "processes).", lower_bound=1)
+_REUSE = flags.DEFINE_list("reuse_runs_from", [], "Other study folders: a run whose resolved "
+                           "config equals one of their finished runs is copied, not "
+                           "trained (the report names it).")
 _REPORT = flags.DEFINE_bool("report", True, "Write the report once every run is evaluated.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train and evaluate nothing: write "
                                  "the report from the evaluated runs in --folder (a partial "
@@ -44,6 +48,7 @@ def study() -> str:
   index, count = spec.parse_shard(_SHARD.value)
   runs = spec.shard(chosen.runs(), index, count)
   parallel = min(_PARALLEL.value, len(runs)) or 1
+  reuse_from = tuple(pathlib.Path(f).absolute() for f in _REUSE.value)
   if _REPORT_ONLY.value:
     path = report.write(chosen, folder, figures.write_all)
     pending = runner.pending_runs(chosen, folder)
@@ -51,10 +56,10 @@ def study() -> str:
                                  f"{', '.join(pending)})" if pending else ""))
   if parallel > 1:
     runner.run_in_children(
-        lambda i, n: runner.child_argv(_STUDY.value, folder, i, n),
+        lambda i, n: runner.child_argv(_STUDY.value, folder, i, n, reuse_from),
         [(index + count * j, count * parallel) for j in range(parallel)])
   else:
-    runner.run_runs(chosen, folder, runs)
+    runner.run_runs(chosen, folder, runs, reuse_from)
   if not _REPORT.value:
     return f"Shard {index}/{count} done"
   pending = runner.pending_runs(chosen, folder)

@@ -92,6 +92,36 @@ def test_the_study_leaves_figures_curves_and_tensorboard_runs(tiny_study):
     assert saved["model"]["skip"] == run.startswith("skip") and saved["seed"] == int(run[-1])
 
 
+def test_a_run_of_the_same_config_in_another_study_is_copied_not_trained(
+    tiny_study, tmp_path, data_dir, cache_dir, monkeypatch):
+  from skip_vae_tf.studies import report  # pylint: disable=g-import-not-at-top
+  from skip_vae_tf.studies import reuse  # pylint: disable=g-import-not-at-top
+  _, source_folder, _, _ = tiny_study
+  monkeypatch.setenv("SKIP_VAE_DATA_DIR", str(data_dir))
+  monkeypatch.setenv("SKIP_VAE_CACHE_DIR", str(cache_dir))
+  config_file = tmp_path / "baseline_again.py"  # vae_seed0 again, evaluated with K=2.
+  config_file.write_text(SMOKE_STUDY.read_text().replace('"smoke_text"', '"baseline_again"')
+                         .replace('("vae", "skip_vae")', '("vae",)')
+                         .replace("seeds=(0, 1)", "seeds=(0,)").replace("iw_samples=3",
+                                                                          "iw_samples=2"))
+  study = spec.load(str(config_file), REPO_ROOT)
+  (run,) = study.runs()
+  other_seed = study.run_config(run)
+  other_seed.seed = 5
+  assert reuse.twin(other_seed, [source_folder]) is None
+  folder = tmp_path / "study"
+  runner.run_runs(study, folder, study.runs(), reuse_from=(source_folder,))
+  copy, source = folder / "runs" / "vae_seed0", source_folder / "runs" / "vae_seed0"
+  for name in ("metrics.json", "config.json", "metrics.jsonl"):
+    assert (copy / name).read_bytes() == (source / name).read_bytes()
+  assert sorted(p.name for p in (copy / "train").iterdir()) == sorted(
+      p.name for p in (source / "train").iterdir())  # No training events of its own.
+  assert _evaluation(folder, "vae_seed0")["iw_samples"] == 2  # Evaluated here, not copied.
+  report.write(study, folder, lambda *_: [])
+  assert ("Copied from another study's run of the same resolved config (not trained again): "
+          f"vae_seed0 ({source_folder.name}/vae_seed0).") in (folder / "report.md").read_text()
+
+
 def test_grid_names_shards_and_bad_studies(tmp_path):
   study = spec.load("collapse_quick_text", REPO_ROOT)
   names = [run.name for run in study.runs()]

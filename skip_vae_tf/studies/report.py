@@ -20,6 +20,7 @@ from skip_vae_tf import atomic
 from skip_vae_tf import metric_table
 from skip_vae_tf import metrics
 from skip_vae_tf import workdir as workdir_lib
+from skip_vae_tf.studies import reuse
 from skip_vae_tf.studies import runner
 from skip_vae_tf.studies import spec as spec_lib
 
@@ -56,6 +57,7 @@ def run_records(study: spec_lib.Study, folder: pathlib.Path) -> list[dict]:
                     # Relative to the study folder, so that the report moves with it.
                     "checkpoint": os.path.relpath(evaluation["checkpoint"], folder),
                     "num_examples": evaluation["num_examples"],
+                    "copied_from": reuse.reused_from(workdir.path),
                     "metrics": evaluation["metrics"], "kl_per_dim": evaluation["kl_per_dim"],
                     "samples": evaluation.get("samples"), "units": evaluation["units"],
                     "curves": [r for r in workdir.read_scalar_log()
@@ -288,6 +290,10 @@ def markdown(study: spec_lib.Study, folder: pathlib.Path, records: list[dict], s
            *(f"- {c['verdict']}" for c in summary["comparisons"]), "",
            *_knob_section(study, summary),
            f"TensorBoard over every run: `tensorboard --logdir FOLDER/{spec_lib.RUNS_FOLDER}`."]
+  copied = [f"{r['name']} ({r['copied_from']})" for r in records if r["copied_from"]]
+  if copied:
+    lines += ["", "Copied from another study's run of the same resolved config (not trained "
+              f"again): {', '.join(copied)}."]
   if figures:
     lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
   sentences = _sentences(records)

@@ -7,7 +7,8 @@ metrics.json has finished training, one with an eval_test.json of the study's K 
 evaluated; anything else is (re)started, and training resumes from its last checkpoint, so
 killing a study loses at most a checkpoint interval. `--shard=i/n` takes every n-th run;
 `--parallel=N` starts N child processes, each with a shard of this one's runs (and, on a
-machine with GPUs, one GPU).
+machine with GPUs, one GPU). `reuse_from` names other study folders whose finished runs of
+the same resolved config are copied instead of trained (studies/reuse.py).
 """
 
 import json
@@ -30,6 +31,7 @@ from skip_vae_tf import run_lock
 from skip_vae_tf import stop_signals
 from skip_vae_tf import training
 from skip_vae_tf import workdir as workdir_lib
+from skip_vae_tf.studies import reuse
 from skip_vae_tf.studies import spec as spec_lib
 
 EVAL_FILE = "eval_test.json"
@@ -90,10 +92,37 @@ class _Progress:
                  self.total, run.name, phase, progress.format_duration(elapsed), eta)
 
 
-def _run_one(study: spec_lib.Study, folder: pathlib.Path, run: spec_lib.Run) -> None:
+def _evaluated_alike(study: spec_lib.Study, study_folder: pathlib.Path) -> bool:
+  """Whether the study in `study_folder` evaluates its runs as `study` does."""
+  try:
+    recorded = json.loads((study_folder / STUDY_FILE).read_text())["config"]["evaluation"]
+  except (OSError, json.JSONDecodeError, KeyError):
+    return False
+  return recorded == study.evaluation.to_dict()
+
+
+def _train_or_copy(study: spec_lib.Study, workdir: pathlib.Path, run: spec_lib.Run,
+                   reuse_from: tuple[pathlib.Path, ...]) -> None:
+  """Trains `run`, or copies its twin from a `reuse_from` study folder when it has one and
+  this run has not started training (its test evaluation too, if evaluated alike)."""
+  config = study.run_config(run)
+  source = None
+  if reuse_from and not (workdir / workdir_lib.CONFIG_FILE).is_file():
+    source = reuse.twin(config, reuse_from)
+  if source is None:
+    training.train_and_evaluate(config, str(workdir))
+    return
+  logging.info("study %s: run %s has the config of %s: copied, not trained", study.name,
+               run.name, source)
+  reuse.copy_run(source, workdir, leave_out=() if _evaluated_alike(study, source.parents[1])
+                 else (EVAL_FILE,))
+
+
+def _run_one(study: spec_lib.Study, folder: pathlib.Path, run: spec_lib.Run,
+             reuse_from: tuple[pathlib.Path, ...]) -> None:
   workdir = run_folder(folder, run)
   if not is_trained(folder, run):
-    training.train_and_evaluate(study.run_config(run), str(workdir))
+    _train_or_copy(study, workdir, run, reuse_from)
     keras.backend.clear_session()
   if not is_evaluated(study, folder, run):
     evaluation.evaluate_run(str(workdir), evaluation.EvaluationRequest(
@@ -102,8 +131,10 @@ def _run_one(study: spec_lib.Study, folder: pathlib.Path, run: spec_lib.Run) -> 
     keras.backend.clear_session()
 
 
-def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Run]) -> None:
-  """Trains and evaluates `runs` in this process, one after another.
+def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Run],
+             reuse_from: tuple[pathlib.Path, ...] = ()) -> None:
+  """Trains (or copies from the study folders `reuse_from`) and evaluates `runs` in this
+  process, one after another.
 
   Raises:
     TrainingInterrupted: SIGINT/SIGTERM (the run's checkpoint is written first).
@@ -124,7 +155,7 @@ def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Ru
     meter.line(index, run, "training" if not is_trained(folder, run) else "evaluating")
     start = time.time()
     try:
-      _run_one(study, folder, run)
+      _run_one(study, folder, run, reuse_from)
     except training.TrainingInterrupted:
       raise
     except errors.SkipVaeError as error:
@@ -177,8 +208,10 @@ def run_in_children(argv_of_shard, shards: list[tuple[int, int]]) -> None:
                      "the same command to resume")
 
 
-def child_argv(study_source: str, folder: pathlib.Path, index: int, count: int) -> list[str]:
+def child_argv(study_source: str, folder: pathlib.Path, index: int, count: int,
+               reuse_from: tuple[pathlib.Path, ...] = ()) -> list[str]:
   """The command line of a child running shard index/count without a report."""
   script = pathlib.Path(__file__).resolve().parents[2] / "bin" / "study.py"
   return [sys.executable, str(script), f"--study={study_source}", f"--folder={folder}",
-          f"--shard={index}/{count}", "--parallel=1", "--noreport"]
+          f"--shard={index}/{count}", "--parallel=1", "--noreport",
+          f"--reuse_runs_from={','.join(str(f) for f in reuse_from)}"]
