@@ -7,9 +7,9 @@ r"""Where a training step's time goes: the TF profiler's trace of a few steps, b
 Builds the config's Trainer, runs --warmup_steps untraced (compilation), traces --steps
 steps with `tf.profiler.experimental`, reads the trace (the XPlane protobuf it writes) and
 prints the operations that took the most time: XLA thunks (fusions, dots, convolutions,
-named without their '.N' suffix) and TF kernels (by op type), summed over TF's compute
-threads (those named tf_*), as seconds and as a share of all operation time. Executor and
-wrapper events are left out, so that no time is counted twice. The trace folder is kept for TensorBoard's
+named without their '.N' suffix) and TF kernels (by op type), summed over TF's compute threads
+(those named tf_*), as seconds and as a share of all operation time. Executor and wrapper events
+are left out, so that no time is counted twice. The trace folder is kept for TensorBoard's
 profile plugin when --trace_dir is given.
 """
 

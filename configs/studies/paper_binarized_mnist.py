@@ -1,5 +1,6 @@
-r"""The paper's comparison on binarized MNIST (the paper's Table 1): VAE, Skip-VAE, SA-VAE and Skip-SA-VAE with the
-official networks and budget (100 epochs), three seeds, test IW-NLL with K=500.
+r"""The paper's comparison on binarized MNIST (the paper's Table 1): VAE, Skip-VAE, SA-VAE and
+Skip-SA-VAE with the official networks and budget (100 epochs), three seeds, test IW-NLL with
+K=500.
 
   python bin/study.py --study=paper_binarized_mnist --parallel=4     # one GPU per child, or
   python bin/study.py --study=paper_binarized_mnist --shard=0/4      # on each of 4 machines

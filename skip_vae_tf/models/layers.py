@@ -1,11 +1,12 @@
 """Keras' Conv2D and Dense with a bias gradient that is exact in bfloat16.
 
-Keras adds a layer's bias with `tf.nn.bias_add`, whose gradient op (BiasAddGrad) on CPU
-sums a bfloat16 gradient in a bfloat16 accumulator: 4,704 values of 0.01 (a batch of 6
-images of 28x28) sum to 8.0 through tf.nn.bias_add and to 4.0 through a Keras Conv2D, not
-47.04, and a mixed bfloat16 PixelCNN's bias gradients came out about 4x too small. These
-layers add the bias with a broadcast add instead, whose gradient is a reduce_sum that TF accumulates in float32 (tests/test_precision.py). In
-float32 they are Keras' layers unchanged; the variables (and checkpoints) are the same.
+Keras adds a layer's bias with `tf.nn.bias_add`, whose gradient op (BiasAddGrad) on CPU sums a
+bfloat16 gradient in a bfloat16 accumulator: 4,704 values of 0.01 (a batch of 6 images of 28x28)
+sum to 8.0 through tf.nn.bias_add and to 4.0 through a Keras Conv2D, not 47.04, and a mixed
+bfloat16 PixelCNN's bias gradients came out about 4x too small. These layers add the bias with a
+broadcast add instead, whose gradient is a reduce_sum that TF accumulates in float32
+(tests/test_precision.py). In float32 they are Keras' layers unchanged; the variables (and
+checkpoints) are the same.
 """
 
 import keras

@@ -279,7 +279,8 @@ def markdown(study: spec_lib.Study, folder: pathlib.Path, records: list[dict], s
            f"Command: `python bin/study.py --study={study.source} --folder=FOLDER` (FOLDER: "
            "the folder holding this report); "
            f"base config `{study.config.base}`{' (smoke)' if study.config.smoke else ''}, "
-           f"{len(records)} of {len(study.runs())} runs, test split ({records[0]['num_examples']} examples), "
+           f"{len(records)} of {len(study.runs())} runs, test split "
+           f"({records[0]['num_examples']} examples), "
            f"IW-NLL with K={study.evaluation.iw_samples}. Units: {units}.", "",
            "## Test metrics at each run's best validation checkpoint (mean ± std over seeds)",
            "", *_group_table(study, summary), "", metrics.MI_NOTE, "",
