@@ -105,6 +105,9 @@ def test_a_run_of_the_same_config_in_another_study_is_copied_not_trained(
                          .replace("seeds=(0, 1)", "seeds=(0,)").replace("iw_samples=3",
                                                                           "iw_samples=2"))
   study = spec.load(str(config_file), REPO_ROOT)
+  # A twin's test evaluation is copied only from a study that evaluates alike.
+  assert runner._evaluated_alike(tiny_study[0], source_folder)  # pylint: disable=protected-access
+  assert not runner._evaluated_alike(study, source_folder)  # pylint: disable=protected-access
   (run,) = study.runs()
   other_seed = study.run_config(run)
   other_seed.seed = 5
