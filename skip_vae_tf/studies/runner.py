@@ -102,33 +102,38 @@ def _evaluated_alike(study: spec_lib.Study, study_folder: pathlib.Path) -> bool:
 
 
 def _train_or_copy(study: spec_lib.Study, workdir: pathlib.Path, run: spec_lib.Run,
-                   reuse_from: tuple[pathlib.Path, ...]) -> None:
+                   reuse_from: tuple[pathlib.Path, ...]) -> bool:
   """Trains `run`, or copies its twin from a `reuse_from` study folder when it has one and
-  this run has not started training (its test evaluation too, if evaluated alike)."""
+  this run has not started training (its test evaluation too, if evaluated alike); True
+  when copied."""
   config = study.run_config(run)
   source = None
   if reuse_from and not (workdir / workdir_lib.CONFIG_FILE).is_file():
     source = reuse.twin(config, reuse_from)
   if source is None:
     training.train_and_evaluate(config, str(workdir))
-    return
+    return False
   logging.info("study %s: run %s has the config of %s: copied, not trained", study.name,
                run.name, source)
   reuse.copy_run(source, workdir, leave_out=() if _evaluated_alike(study, source.parents[1])
                  else (EVAL_FILE,))
+  return True
 
 
 def _run_one(study: spec_lib.Study, folder: pathlib.Path, run: spec_lib.Run,
-             reuse_from: tuple[pathlib.Path, ...]) -> None:
+             reuse_from: tuple[pathlib.Path, ...]) -> bool:
+  """Trains (or copies) and evaluates `run` as needed; True when it was copied."""
   workdir = run_folder(folder, run)
+  copied = False
   if not is_trained(folder, run):
-    _train_or_copy(study, workdir, run, reuse_from)
+    copied = _train_or_copy(study, workdir, run, reuse_from)
     keras.backend.clear_session()
   if not is_evaluated(study, folder, run):
     evaluation.evaluate_run(str(workdir), evaluation.EvaluationRequest(
         iw_samples=study.evaluation.iw_samples, max_examples=study.evaluation.max_examples,
         num_samples=study.evaluation.num_samples))
     keras.backend.clear_session()
+  return copied
 
 
 def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Run],
@@ -155,7 +160,7 @@ def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Ru
     meter.line(index, run, "training" if not is_trained(folder, run) else "evaluating")
     start = time.time()
     try:
-      _run_one(study, folder, run, reuse_from)
+      copied = _run_one(study, folder, run, reuse_from)
     except training.TrainingInterrupted:
       raise
     except errors.SkipVaeError as error:
@@ -164,6 +169,9 @@ def run_runs(study: spec_lib.Study, folder: pathlib.Path, runs: list[spec_lib.Ru
       continue
     finally:
       workdir.release()
+    if copied:  # Not a training run's duration: left out of the ETA.
+      meter.line(index, run, "copied from another study", done=True)
+      continue
     meter.durations.append(time.time() - start)
     meter.line(index, run, f"done in {progress.format_duration(meter.durations[-1])}",
                done=True)
