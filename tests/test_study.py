@@ -93,7 +93,7 @@ def test_the_study_leaves_figures_curves_and_tensorboard_runs(tiny_study):
 
 
 def test_a_run_of_the_same_config_in_another_study_is_copied_not_trained(
-    tiny_study, tmp_path, data_dir, cache_dir, monkeypatch, caplog):
+    tiny_study, tmp_path, data_dir, cache_dir, monkeypatch):
   from skip_vae_tf.studies import report  # pylint: disable=g-import-not-at-top
   from skip_vae_tf.studies import reuse  # pylint: disable=g-import-not-at-top
   _, source_folder, _, _ = tiny_study
@@ -113,9 +113,11 @@ def test_a_run_of_the_same_config_in_another_study_is_copied_not_trained(
   other_seed.seed = 5
   assert reuse.twin(other_seed, [source_folder]) is None
   folder = tmp_path / "study"
-  with caplog.at_level("INFO"):
-    runner.run_runs(study, folder, study.runs(), reuse_from=(source_folder,))
-  assert "run 1/1 vae_seed0: copied from another study" in caplog.text
+  lines = []
+  monkeypatch.setattr(runner.logging, "info", lambda message, *args: lines.append(
+      message % args))
+  runner.run_runs(study, folder, study.runs(), reuse_from=(source_folder,))
+  assert any("run 1/1 vae_seed0: copied from another study" in line for line in lines), lines
   copy, source = folder / "runs" / "vae_seed0", source_folder / "runs" / "vae_seed0"
   for name in ("metrics.json", "config.json", "metrics.jsonl"):
     assert (copy / name).read_bytes() == (source / name).read_bytes()
