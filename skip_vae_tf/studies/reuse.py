@@ -35,10 +35,14 @@ def _finished_runs(folders: Iterable[pathlib.Path]) -> Iterator[pathlib.Path]:
 def twin(config: ml_collections.ConfigDict,
          folders: Iterable[pathlib.Path]) -> pathlib.Path | None:
   """The first finished run in the study folders `folders` whose config.json equals
-  `config` once resolved (`prepare.prepare_run`, which loads the data); None if none."""
+  `config` once resolved (`prepare.prepare_run`, which loads the data, so only when there
+  are finished runs to compare with); None if none."""
+  candidates = list(_finished_runs(folders))
+  if not candidates:
+    return None
   wanted = json.loads(prepare.prepare_run(config.copy_and_resolve_references())
                       .config.to_json_best_effort())
-  for run in _finished_runs(folders):
+  for run in candidates:
     try:
       saved = json.loads((run / workdir_lib.CONFIG_FILE).read_text())
     except (OSError, json.JSONDecodeError):
