@@ -1,5 +1,6 @@
 """The docs a user reads: a short README whose first screen gives the two commands, no
-account of how the project was built, and links that lead somewhere."""
+account of how the project was built, links that lead somewhere, and results quoted from
+the study reports kept under docs/results/."""
 
 import pathlib
 import re
@@ -53,3 +54,28 @@ def test_every_test_robustness_md_cites_exists():
   assert len(cited) > 20
   for file, name in cited:
     assert f"def {name}(" in (REPO_ROOT / "tests" / file).read_text(), f"{file}::{name}"
+
+
+def _results_rows(path: pathlib.Path, heading: str) -> list[str]:
+  """The body rows of the first table after `heading` in `path`."""
+  text = path.read_text().split(heading, 1)[1]
+  table = re.search(r"\n(\|.*\|\n)+", text).group(0)
+  return table.strip().splitlines()[2:]
+
+
+@pytest.mark.parametrize("path, heading", [
+    (README, "## Results"), (REPO_ROOT / "docs" / "results.md", "## Reproduction status")],
+    ids=["README", "results.md"])
+def test_quoted_intervals_come_from_the_linked_studys_report(path, heading):
+  rows = _results_rows(path, heading)
+  assert rows
+  for row in rows:
+    studies = re.findall(r"\[(\w+)\]\((?:docs/)?results\.md#|\]\(#(\w+)-", row)
+    names = {name for pair in studies for name in pair if name}
+    assert names, f"row links no study: {row[:60]}"
+    reports = "".join((REPO_ROOT / "docs" / "results" / name / "report.md").read_text()
+                      for name in names)
+    intervals = re.findall(r"[+-]\d+\.\d+ \[[+-]\d+\.\d+, [+-]\d+\.\d+\]", row)
+    assert intervals, f"row quotes no interval: {row[:60]}"
+    missing = [i for i in intervals if i not in reports]
+    assert not missing, f"{path.name}: {missing} are in no report of {sorted(names)}"
