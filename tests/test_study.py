@@ -119,8 +119,12 @@ def test_a_run_of_the_same_config_in_another_study_is_copied_not_trained(
   runner.run_runs(study, folder, study.runs(), reuse_from=(source_folder,))
   assert any("run 1/1 vae_seed0: copied from another study" in line for line in lines), lines
   copy, source = folder / "runs" / "vae_seed0", source_folder / "runs" / "vae_seed0"
-  for name in ("metrics.json", "config.json", "metrics.jsonl"):
+  for name in ("config.json", "metrics.jsonl"):
     assert (copy / name).read_bytes() == (source / name).read_bytes()
+  copied_metrics = json.loads((copy / "metrics.json").read_text())
+  assert copied_metrics["best_checkpoint"].startswith(f"{copy}/best/ckpt-")  # Not the source's.
+  assert copied_metrics == json.loads((source / "metrics.json").read_text().replace(
+      str(source), str(copy)))
   assert sorted(p.name for p in (copy / "train").iterdir()) == sorted(
       p.name for p in (source / "train").iterdir())  # No training events of its own.
   assert _evaluation(folder, "vae_seed0")["iw_samples"] == 2  # Evaluated here, not copied.

@@ -9,6 +9,7 @@ records its source in reused_from.json, and the study report lists copied runs.
 
 import json
 import pathlib
+import re
 import shutil
 from typing import Iterable, Iterator
 
@@ -52,21 +53,31 @@ def twin(config: ml_collections.ConfigDict,
   return None
 
 
+def _retargeted(text: str, source: pathlib.Path, target: pathlib.Path) -> str:
+  """`text` with every path inside run folder `source` (metrics.json's best checkpoint, an
+  evaluation's workdir and checkpoint) naming the same file in `target` instead."""
+  return re.sub(re.escape(str(source)) + r"(?![\w.-])", lambda _: str(target), text)
+
+
 def copy_run(source: pathlib.Path, target: pathlib.Path, leave_out: tuple[str, ...] = ()) -> None:
   """Copies finished run `source` into `target` (a run folder this process has claimed),
   but for the files named in `leave_out`, metrics.json last: an interrupted copy is an
-  unfinished run, resumed from its copied checkpoints (or copied again)."""
+  unfinished run, resumed from its copied checkpoints (or copied again). The run's own
+  records (top-level .json and .md files) name the copy's files, not the source's."""
   for path in sorted(source.rglob("*")):
     relative = path.relative_to(source)
     if path.is_dir() or relative.name in (run_lock.MARKER, workdir_lib.METRICS_FILE,
                                           *leave_out):
       continue
     (target / relative).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, target / relative)
+    if path.parent == source and path.suffix in (".json", ".md"):
+      atomic.write_text(target / relative, _retargeted(path.read_text(), source, target))
+    else:
+      shutil.copy2(path, target / relative)
   atomic.write_text(target / REUSED_FILE, json.dumps({"run": source.name,
                                                       "study_folder": str(source.parents[1])}))
-  atomic.write_text(target / workdir_lib.METRICS_FILE,
-                    (source / workdir_lib.METRICS_FILE).read_text())
+  atomic.write_text(target / workdir_lib.METRICS_FILE, _retargeted(
+      (source / workdir_lib.METRICS_FILE).read_text(), source, target))
 
 
 def reused_from(run_folder: pathlib.Path) -> str | None:
