@@ -137,11 +137,17 @@ def knob_verdict(comparison: dict) -> str:
   if len(comparison["seeds"]) < 2:
     return _no_interval(pair)
   words = {1: "higher", -1: "lower"}
+  differences = comparison["differences"]
   differing = [f"{_label(m)} {words[sign(d)]}: {interval(d)}"
-               for m, d in comparison["differences"].items() if sign(d)]
-  claim = ("every interval contains zero" if not differing
-           else "differs in " + "; ".join(differing))
-  return f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals: **{claim}**"
+               for m, d in differences.items() if sign(d)]
+  if differing:
+    return (f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals: "
+            f"**differs in {'; '.join(differing)}**")
+  headline = (*metric_table.named(role="information"), *metric_table.named(role="likelihood"))
+  shown = "; ".join(f"{_label(m)} {interval(differences[m])}"
+                    for m in headline if m in differences)
+  return (f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals: "
+          f"**every interval contains zero** ({shown})")
 
 
 def summarize(study: spec_lib.Study, records: list[dict]) -> dict:
