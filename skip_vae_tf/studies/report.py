@@ -140,14 +140,13 @@ def knob_verdict(comparison: dict) -> str:
   differences = comparison["differences"]
   differing = [f"{_label(m)} {words[sign(d)]}: {interval(d)}"
                for m, d in differences.items() if sign(d)]
+  head = f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals"
   if differing:
-    return (f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals: "
-            f"**differs in {'; '.join(differing)}**")
+    return f"{head}: **differs in {'; '.join(differing)}**"
   headline = (*metric_table.named(role="information"), *metric_table.named(role="likelihood"))
   shown = "; ".join(f"{_label(m)} {interval(differences[m])}"
                     for m in headline if m in differences)
-  return (f"{pair}, {len(comparison['seeds'])} seeds, 95% t intervals: "
-          f"**every interval contains zero** ({shown})")
+  return f"{head}: **every interval contains zero** ({shown})"
 
 
 def summarize(study: spec_lib.Study, records: list[dict]) -> dict:
