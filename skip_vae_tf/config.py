@@ -84,6 +84,10 @@ def _train_defaults() -> ml_collections.ConfigDict:
   train.check_examples = 500
   train.check_images_every_steps = 1000
   train.checkpoint_every_steps = 1000
+  # Also a checkpoint once this many minutes of wall time have passed since the last one
+  # (0 = off), so that a run killed without warning (SIGKILL, a lost machine) loses at most
+  # this much training. Single-worker runs only: workers would decide at different steps.
+  train.checkpoint_every_minutes = 10.0
   train.checkpoints_to_keep = 3
   # Validation examples shown in TensorBoard with their reconstructions, and prior samples.
   train.num_logged_samples = 8
@@ -415,6 +419,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "max_train_examples", "max_eval_examples", "validation_size")}
   non_negative.update((f"train.{name}", train[name]) for name in (
       "max_steps", "kl_warmup_epochs", "num_logged_samples", "min_learning_rate",
+      "checkpoint_every_minutes",
       "check_every_steps", "check_images_every_steps",
       "lr_decay_start_epoch", "lr_stop_below"))
   for name, value in non_negative.items():

@@ -16,6 +16,21 @@ def is_time(step: int, every: int, last_step: int | None = None) -> bool:
   return (every > 0 and step % every == 0) or step == last_step
 
 
+class Interval:
+  """A wall-clock interval: `due()` once `minutes` have passed since the last `restart()`
+  (never when `minutes` is 0); `clock` returns seconds (time.monotonic)."""
+
+  def __init__(self, minutes: float, clock=time.monotonic):
+    self.seconds, self.clock = 60.0 * minutes, clock
+    self.restart()
+
+  def restart(self) -> None:
+    self.started = self.clock()
+
+  def due(self) -> bool:
+    return self.seconds > 0 and self.clock() - self.started >= self.seconds
+
+
 def format_duration(seconds: float) -> str:
   if not math.isfinite(seconds):
     return "unknown"

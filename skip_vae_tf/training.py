@@ -130,6 +130,9 @@ class Trainer:
     self.logs = run_logs.RunLogs(self.workdir, self.is_chief, self.task, self.data,
                                  self.model, posterior, config)
     self.nonfinite = nonfinite.ConsecutiveNonFinite(config)
+    # Workers' clocks differ, and every worker must take part in every save.
+    self.checkpoint_interval = progress.Interval(
+        config.train.checkpoint_every_minutes if distribute.cluster_size() <= 1 else 0.0)
 
   def evaluate(self, split: str) -> tuple[dict[str, float], np.ndarray]:
     """The training evaluators' metrics of a split: (scalars, KL per dim)."""
@@ -173,8 +176,10 @@ class Trainer:
     elif progress.is_time(step, config.check_every_steps):
       self.logs.check(step)
       window.exclude_from_rate()
-    if validation_due or progress.is_time(step, config.checkpoint_every_steps):
+    if (validation_due or progress.is_time(step, config.checkpoint_every_steps)
+        or self.checkpoint_interval.due()):
       self.state.save_latest(step)
+      self.checkpoint_interval.restart()
     if stop.requested:
       self._stop(stop, step)
 
@@ -211,6 +216,7 @@ class Trainer:
 
   def _train(self, stop: stop_signals.StopRequests) -> dict:
     step = self._restore()
+    self.checkpoint_interval.restart()
     self.logs.start(step, self.model, self.total_steps, self.steps_per_epoch,
                     self.strategy.num_replicas_in_sync)
     window, first_step, config = progress.Window(), step + 1, self.config.train

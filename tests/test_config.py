@@ -71,6 +71,7 @@ def test_resolve_applies_flags_then_smoke_then_explicit_overrides():
     ("train.learning_rate", float("inf"), "train.learning_rate must be positive and finite"),
     ("train.learning_rate", float("nan"), "train.learning_rate must be positive and finite"),
     ("train.min_learning_rate", float("nan"), "must be >= 0 and finite"),
+    ("train.checkpoint_every_minutes", -1.0, "train.checkpoint_every_minutes must be >= 0"),
     ("model.inference", "svi", "unknown model.inference"),
     ("model.svi_learning_rates", (1.0,), "two positive rates"),
     ("model.svi_momentum", 1.0, "svi_momentum must be in"),

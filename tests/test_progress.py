@@ -35,6 +35,19 @@ def test_is_time(step, every, last, due):
   assert progress.is_time(step, every, last) is due
 
 
+def test_interval_is_due_once_its_minutes_have_passed_since_the_last_restart():
+  now = [100.0]
+  interval = progress.Interval(2.0, clock=lambda: now[0])
+  now[0] += 119.0
+  assert not interval.due()
+  now[0] += 1.0
+  assert interval.due()
+  interval.restart()
+  assert not interval.due()
+  now[0] += 1e6
+  assert not progress.Interval(0.0, clock=lambda: now[0]).due()  # 0: never.
+
+
 def test_format_line_copes_with_missing_values_and_unknown_eta():
   line = progress.format_line(3, 10, 1, {"negative_elbo": 90.5}, math.inf)
   assert "negative_elbo 90.500" in line and "kl nan" in line and "ETA unknown" in line

@@ -112,6 +112,14 @@ def test_a_run_of_the_same_config_in_another_study_is_copied_not_trained(
   other_seed = study.run_config(run)
   other_seed.seed = 5
   assert reuse.twin(other_seed, [source_folder]) is None
+  # A run recorded before a config field existed is still a twin (the field's default).
+  older = tmp_path / "older_study" / "runs" / "vae_seed0"
+  older.mkdir(parents=True)
+  recorded = json.loads((source_folder / "runs" / "vae_seed0" / "config.json").read_text())
+  del recorded["train"]["checkpoint_every_minutes"]
+  (older / "config.json").write_text(json.dumps(recorded))
+  (older / "metrics.json").write_text("{}")
+  assert reuse.twin(study.run_config(run), [older.parents[1]]) == older
   folder = tmp_path / "study"
   lines = []
   monkeypatch.setattr(runner.logging, "info", lambda message, *args: lines.append(

@@ -1,11 +1,16 @@
-"""The Trainer in-process: exact evaluation over partial batches, non-finite steps skipped."""
+"""The Trainer in-process: exact evaluation over partial batches, non-finite steps skipped,
+time-based checkpoints."""
+
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from skip_vae_tf import config as config_lib
+from skip_vae_tf import progress
 from skip_vae_tf import training
+from skip_vae_tf import workdir as workdir_lib
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +60,22 @@ def test_non_finite_step_skips_the_update(trainer):
   stats = trainer.train_step(batch)
   assert bool(stats["finite"]) and int(trainer.optimizer.iterations.numpy()) == iterations + 1
   assert any(np.any(b != v.numpy()) for b, v in zip(weights, trainer.model.trainable_variables))
+
+
+def test_a_checkpoint_is_written_when_its_minutes_are_due_between_step_checkpoints(trainer):
+  """checkpoint_every_minutes: a run killed without warning loses at most that much."""
+  now = [0.0]
+  trainer.checkpoint_interval = progress.Interval(10.0, clock=lambda: now[0])
+  step = 7  # Not a log, validation or checkpoint_every_steps step.
+  assert step % trainer.config.train.checkpoint_every_steps and step < trainer.steps_per_epoch
+  not_stopping = types.SimpleNamespace(requested=False)
+  trainer._after_step(step, progress.Window(), not_stopping)  # pylint: disable=protected-access
+  latest = trainer.state.latest.latest_checkpoint
+  assert latest is None or workdir_lib.checkpoint_step(latest) != step
+  now[0] += 600.0
+  trainer._after_step(step, progress.Window(), not_stopping)  # pylint: disable=protected-access
+  assert workdir_lib.checkpoint_step(trainer.state.latest.latest_checkpoint) == step
+  assert not trainer.checkpoint_interval.due()  # Restarted by the save.
 
 
 def _poisoned_trainer(workdir, data_dir, cache_dir, poisoned_steps):

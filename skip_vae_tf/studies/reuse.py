@@ -3,7 +3,8 @@ another study folder is copied from it instead of trained again (e.g. the no-rem
 that two remedy studies on the same base config both hold).
 
 The configs are compared whole, as config.json records them (resolved: precision, data
-folder, vocabulary size), so a copied run is the same experiment, seed included. The copy
+folder, vocabulary size; a field added to the project since takes its default), so a copied
+run is the same experiment, seed included. The copy
 records its source in reused_from.json, and the study report lists copied runs.
 """
 
@@ -16,6 +17,7 @@ from typing import Iterable, Iterator
 import ml_collections
 
 from skip_vae_tf import atomic
+from skip_vae_tf import config as config_lib
 from skip_vae_tf import prepare
 from skip_vae_tf import run_lock
 from skip_vae_tf import workdir as workdir_lib
@@ -46,7 +48,9 @@ def twin(config: ml_collections.ConfigDict,
   for run in candidates:
     try:
       saved = json.loads((run / workdir_lib.CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+      # Fields added since the run was recorded take their defaults.
+      saved = json.loads(config_lib.from_saved(saved).to_json_best_effort())
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
       continue
     if saved == wanted:
       return run
