@@ -21,6 +21,7 @@ import tensorflow as tf
 from skip_vae_tf import distribute
 from skip_vae_tf import metrics
 from skip_vae_tf import steps
+from skip_vae_tf.models import layers
 from skip_vae_tf.models import vae as vae_lib
 
 
@@ -166,7 +167,13 @@ class ImportanceWeightedEvaluator:
     self.batch_size, self.seed, self.progress_every = batch_size, seed, progress_every
     # One compiled decoder call per chunk shape; the loop over chunks stays in Python so
     # that compilation does not grow with num_samples / chunk_size.
-    self._log_likelihood = tf.function(model.decoder.log_likelihood, jit_compile=jit_compile)
+    self._compiled_log_likelihood = tf.function(model.decoder.log_likelihood,
+                                                jit_compile=jit_compile)
+
+  def _log_likelihood(self, x, z):
+    """log p(x|z) of the compiled decoder call, traced forward-only (fused kernels)."""
+    with layers.forward_only():
+      return self._compiled_log_likelihood(x, z)
 
   def per_example(self, data, split: str) -> np.ndarray:
     """(N,) estimates of -log p(x) for the N examples of `split`, in stored order."""

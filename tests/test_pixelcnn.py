@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from skip_vae_tf import precision as precision_lib
 from skip_vae_tf.models import decoders
+from skip_vae_tf.models import layers
 from skip_vae_tf.models import official
 from skip_vae_tf.models import pixelcnn
 
@@ -32,6 +34,39 @@ def test_gate_is_tanh_times_sigmoid_rounded_once_to_the_input_dtype(dtype):
   tolerance = 1e-6 if dtype == tf.float32 else 2.0 ** -8
   np.testing.assert_allclose(tf.cast(out, tf.float64).numpy(), expected, rtol=tolerance,
                              atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+def test_the_fused_gate_of_forward_only_passes_equals_the_gate(dtype):
+  x = tf.cast(np.random.default_rng(1).normal(scale=3.0, size=(2, 3, 3, 8)), dtype)
+  with layers.forward_only():
+    traced = tf.function(pixelcnn.gate).get_concrete_function(x)  # Traced inside.
+  assert [op.type for op in traced.graph.get_operations()
+          if "_XlaMustCompile" in op.node_def.attr] == ["PartitionedCall"]  # One XLA kernel.
+  fused = traced(x)
+  tolerance = 1e-6 if dtype == tf.float32 else 2.0 ** -7  # One bfloat16 rounding each.
+  np.testing.assert_allclose(tf.cast(fused, tf.float64).numpy(),
+                             tf.cast(pixelcnn.gate(x), tf.float64).numpy(),
+                             rtol=tolerance, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_forward_only_kernels_give_the_official_decoders_logits(precision):
+  """Fused gates and bias adds (evaluation's IW-NLL passes) change rounding only."""
+  with precision_lib.policy_scope(precision):
+    decoder = official.OfficialPixelCNNDecoder((28, 28, 1), 8, (3, 3, 3), 1, 5, True)
+  rng = np.random.default_rng(2)
+  x = tf.constant((rng.random((4, 28, 28, 1)) < 0.3).astype(np.float32))
+  z = tf.constant(rng.normal(size=(4, 5)).astype(np.float32))
+  logits = tf.function(lambda x, z: decoder.logits_from_maps(x, decoder.latent_maps(z)))
+  plain = logits(x, z).numpy()
+  with layers.forward_only():
+    fused = tf.function(lambda x, z: decoder.logits_from_maps(x, decoder.latent_maps(z)))(
+        x, z).numpy()
+  # bfloat16: a few roundings of 2**-8 relative on logits of order 1.
+  tolerance = 1e-5 if precision == "float32" else 0.05
+  np.testing.assert_allclose(fused, plain, atol=tolerance)
+  assert np.abs(plain).max() > 0.1  # Not a comparison of zeros.
 
 
 def _logit_jacobian(decoder, x, z):

@@ -7,10 +7,36 @@ bfloat16 PixelCNN's bias gradients came out about 4x too small. These layers add
 broadcast add instead, whose gradient is a reduce_sum that TF accumulates in float32
 (tests/test_precision.py). In float32 they are Keras' layers unchanged; the variables (and
 checkpoints) are the same.
+
+Inside `forward_only()`, which evaluation passes trace in, no gradient is taken, so the bias is
+added with `tf.nn.bias_add` (fused into the convolution) and `pixelcnn.gate` runs as one XLA
+kernel.
 """
+
+import contextlib
+import contextvars
 
 import keras
 import tensorflow as tf
+
+_FORWARD_ONLY = contextvars.ContextVar("forward_only", default=False)
+
+
+@contextlib.contextmanager
+def forward_only():
+  """Graphs traced inside are never differentiated: layers may use kernels whose gradients
+  are inexact or slow but whose forward pass is fast. Training, refinement, sampling and
+  exported SavedModels (which TF Serving runs, with or without XLA) trace outside it."""
+  token = _FORWARD_ONLY.set(True)
+  try:
+    yield
+  finally:
+    _FORWARD_ONLY.reset(token)
+
+
+def is_forward_only() -> bool:
+  """Whether the layers are being traced inside `forward_only()`."""
+  return _FORWARD_ONLY.get()
 
 
 def add_bias(x: tf.Tensor, bias) -> tf.Tensor:
@@ -24,7 +50,9 @@ class Conv2D(keras.layers.Conv2D):
   def call(self, inputs):
     if not self.use_bias or self.compute_dtype == "float32":
       return super().call(inputs)
-    outputs = add_bias(self.convolution_op(inputs, self.kernel), self.bias)
+    outputs = self.convolution_op(inputs, self.kernel)
+    outputs = (tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype)) if is_forward_only()
+               else add_bias(outputs, self.bias))
     return outputs if self.activation is None else self.activation(outputs)
 
 

@@ -14,10 +14,24 @@ convolving with a kernel whose z-part is 1x1 equals adding 1x1 convolutions of t
 maps to both stacks' pre-activations, which is what `GatedPixelCNNLayer` does.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
 from skip_vae_tf.models import layers
+
+
+def fused_when_forward_only(function):
+  """`function` of one tensor, run as one XLA kernel when traced inside
+  `layers.forward_only()` (one pass over memory where TF's kernels make one pass per op),
+  as TF's kernels otherwise."""
+  fused = tf.function(function, jit_compile=True)
+
+  @functools.wraps(function)
+  def call(x: tf.Tensor) -> tf.Tensor:
+    return fused(x) if layers.is_forward_only() else function(x)
+  return call
 
 
 # The shifts cut the padded tensor with tf.slice, whose gradient is a Pad: a Python slice
@@ -33,6 +47,7 @@ def right_shift(x: tf.Tensor) -> tf.Tensor:
   return tf.slice(tf.pad(x, [[0, 0], [0, 0], [1, 0], [0, 0]]), [0, 0, 0, 0], tf.shape(x))
 
 
+@fused_when_forward_only
 def gate(x: tf.Tensor) -> tf.Tensor:
   """(..., 2p) -> (..., p): tanh of the first half times sigmoid of the second.
 
