@@ -81,7 +81,7 @@ def main(argv):
   rows = []
   for name in full:
     difference = mixed[name] - full[name]
-    rows.append({"run": _WORKDIR.value, "term": name, "examples": count,
+    rows.append({"run": record.portable_path(_WORKDIR.value), "term": name, "examples": count,
                  "bf16_minus_f32": round(float(difference.mean()), 4),
                  "stderr": round(float(difference.std(ddof=1) / np.sqrt(count)), 4)})
   for name, seconds in full_seconds.items():

@@ -43,13 +43,22 @@ def commit() -> str:
   return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def portable_path(path: str) -> str:
+  """An absolute path as `$HOME/...` when under the home folder, else relative to the
+  current folder (the repository root, where the benchmarks run), so that it reads the same
+  on every machine; other strings unchanged."""
+  if not (os.path.isabs(path) and os.path.exists(path)):
+    return path
+  home = os.path.expanduser("~")
+  if os.path.commonpath([home, os.path.abspath(path)]) == home and home != "/":
+    return os.path.join("$HOME", os.path.relpath(path, home))
+  return os.path.relpath(path)
+
+
 def _portable(argument: str) -> str:
-  """`--flag=/abs/path` as a path relative to the current folder (the repository root, where
-  the benchmarks run), so that a command reads the same on every machine."""
+  """`--flag=/abs/path` with the path made portable (`portable_path`)."""
   flag, equals, value = argument.partition("=")
-  if equals and os.path.isabs(value) and os.path.exists(value):
-    return f"{flag}={os.path.relpath(value)}"
-  return argument
+  return f"{flag}={portable_path(value)}" if equals else argument
 
 
 def provenance() -> dict:

@@ -28,11 +28,17 @@ def test_a_new_measurement_replaces_its_row_and_keeps_the_others(tmp_path):
   assert f"{rows[0]['machine']['cpu']}" in page
 
 
-def test_a_recorded_command_names_paths_relative_to_where_it_ran(tmp_path, monkeypatch):
+def test_a_recorded_command_names_paths_relative_to_where_it_ran_or_to_home(tmp_path,
+                                                                            monkeypatch):
   monkeypatch.chdir(tmp_path)
   (tmp_path / "data").mkdir()
-  monkeypatch.setattr(sys, "argv", ["bench.py", f"--data_dir={tmp_path / 'data'}", "--n=3"])
-  assert record.provenance()["command"] == "python bench.py --data_dir=data --n=3"
+  run = tmp_path / "home" / "studies" / "run"
+  run.mkdir(parents=True)
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  monkeypatch.setattr(sys, "argv", ["bench.py", f"--data_dir={tmp_path / 'data'}", "--n=3",
+                                    f"--workdir={run}"])
+  assert record.provenance()["command"] == (
+      "python bench.py --data_dir=data --n=3 --workdir=$HOME/studies/run")
 
 
 def _precision_report(intervals: dict, seeds: int = 5) -> dict:
