@@ -8,9 +8,9 @@ broadcast add instead, whose gradient is a reduce_sum that TF accumulates in flo
 (tests/test_precision.py). In float32 they are Keras' layers unchanged; the variables (and
 checkpoints) are the same.
 
-Inside `forward_only()`, which evaluation passes trace in, no gradient is taken, so the bias is
-added with `tf.nn.bias_add` (fused into the convolution) and `pixelcnn.gate` runs as one XLA
-kernel.
+Inside `forward_only()`, where the IW-NLL's decoder passes are traced, no gradient is taken, so
+the bias is added with `tf.nn.bias_add` (fused into the convolution) and `pixelcnn.gate` runs as
+one XLA kernel.
 """
 
 import contextlib

@@ -4,8 +4,8 @@ that two remedy studies on the same base config both hold).
 
 The configs are compared whole, as config.json records them (resolved: precision, data
 folder, vocabulary size; a field added to the project since takes its default), so a copied
-run is the same experiment, seed included. The copy
-records its source in reused_from.json, and the study report lists copied runs.
+run is the same experiment, seed included. The copy records its source in reused_from.json,
+and the study report lists copied runs.
 """
 
 import json
